@@ -1,0 +1,170 @@
+"""Command line of the study suite: ``python -m studylib {run,report,list}``.
+
+Exit status: 0 when everything asked for succeeded, 1 when a notebook failed or timed out,
+2 for a usage error (unknown notebook or profile, invalid parameters) -- then nothing has run.
+No command ever prompts; none reads stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from studylib import params
+
+_EPILOG_MAIN = """\
+examples:
+  python -m studylib list                                  notebooks, profiles, parameters
+  python -m studylib run --profile smoke                   every notebook of the smoke profile
+  python -m studylib run 01-hgnn-training --profile small --set batch_size=128
+  python -m studylib report                                rewrite reports/index.html
+
+Executed notebooks go to reports/<profile>/<notebook>.ipynb (kept also when they fail);
+figures to figures/<notebook>/ with a JSON provenance sidecar each; reports/index.html shows both.
+Environment: STUDYLIB_ROOT moves the project root; STUDYLIB_DATA_MIRROR and the other STUDYLIB_*
+variables are passed on to the notebooks' kernels.
+"""
+
+_EPILOG_RUN = """\
+Parameters come from notebooks/params/<profile>/<notebook>.yaml, then --set overrides; all
+selected notebooks are validated before the first one starts. A fresh run id (UTC time + 4 hex
+digits) is injected as parameter run_id unless --set run_id=... is given; kernels also see
+STUDYLIB_PROFILE, STUDYLIB_RUN_ID and MPLBACKEND=Agg.
+
+exit status: 0 all ok, 1 some notebook failed or timed out, 2 bad arguments/parameters (nothing ran).
+
+examples:
+  python -m studylib run --profile smoke
+  python -m studylib run 00-hardware 01-hgnn-training --profile small --timeout 3600
+  python -m studylib run --profile small --set device=cpu --set 01-hgnn-training:batch_size=64
+"""
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds as a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = no limit), got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m studylib`` with its ``run``, ``report`` and ``list``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m studylib",
+        description="GNN systems study suite: run the parameterized notebooks through papermill, "
+                    "list their parameters, and build the HTML report of figures and runs.",
+        epilog=_EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run", help="execute notebooks with a profile's parameters (papermill), then write the report",
+        description="Execute study notebooks with a parameter profile through papermill, one after the "
+                    "other, each in its own kernel under a time-out, keeping every executed notebook; "
+                    "print a summary table and rewrite reports/index.html.",
+        epilog=_EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                     help="notebook names such as 01-hgnn-training (default: every notebook with a "
+                          "YAML file in the profile, in name order)")
+    run.add_argument("--profile", choices=params.PROFILES, default="small",
+                     help="parameter profile: smoke (seconds, CI), small (minutes on a laptop), "
+                          "paper (the published scale) (default: %(default)s)")
+    run.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                     help="wall-clock limit per notebook; past it the notebook is stopped, its partial "
+                          "output kept and reported as timed out; 0 = no limit (default: 600 for "
+                          "smoke, 1800 otherwise)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="[NOTEBOOK:]NAME=VALUE",
+                     help="override a parameter (value parsed as YAML: 3, 0.5, true, cpu, [10,5]); "
+                          "without NOTEBOOK: it applies to every selected notebook; repeatable")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--keep-going", dest="keep_going", action="store_true", default=True,
+                       help="after a failed or timed-out notebook, run the next one (default)")
+    group.add_argument("--stop-on-failure", dest="keep_going", action="store_false",
+                       help="stop at the first failed or timed-out notebook; the rest are skipped")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bars (one line per notebook is still printed)")
+    run.add_argument("--no-report", dest="report", action="store_false",
+                     help="do not rewrite reports/index.html at the end")
+
+    report = sub.add_parser(
+        "report", help="write reports/index.html (figures with provenance, executed notebooks)",
+        description="Write reports/index.html: every figure figures/<notebook>/<name>.png with its "
+                    "provenance sidecar <name>.json, and every executed notebook reports/<profile>/"
+                    "<notebook>.ipynb (also converted to HTML next to it) with its status from "
+                    "reports/runs.json. The page is self-contained: relative links, no network.")
+    report.add_argument("--no-html", dest="convert", action="store_false",
+                        help="do not convert executed notebooks to HTML with nbconvert")
+
+    data = sub.add_parser(
+        "data", help="fetch datasets into the cache data/ (from $STUDYLIB_DATA_MIRROR, else download)",
+        description="Resolve datasets into the project's cache: copy them from the read-only mirror "
+                    "named by STUDYLIB_DATA_MIRROR (checksums verified) or download them. Without names: "
+                    "every dataset of the small profiles (ogbn-* are fetched by the paper profile).")
+    data.add_argument("names", nargs="*", metavar="DATASET", help="dataset names (default: the small ones)")
+
+    lst = sub.add_parser(
+        "list", help="list notebooks, their profiles and their parameters",
+        description="List the notebooks, the profiles with a parameter file for each (and the values it "
+                    "sets), and each notebook's declared parameters: name, type, default, description.")
+    lst.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="only these notebooks")
+    return parser
+
+
+def _error(message: str) -> int:
+    for line in str(message).splitlines() or [""]:
+        print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    argparse itself exits with status 2 on malformed arguments (``SystemExit``).
+    """
+    args = build_parser().parse_args(argv)
+    from studylib import runner
+
+    if args.command == "run":
+        try:
+            common, scoped = runner.parse_overrides(args.overrides)
+            results = runner.run_notebooks(
+                args.notebooks, args.profile, common, timeout=args.timeout, keep_going=args.keep_going,
+                notebook_overrides=scoped, progress=args.progress, write_report=args.report)
+        except (ValueError, FileNotFoundError) as err:
+            return _error(str(err))
+        except KeyboardInterrupt:
+            print("interrupted: the running notebook was stopped", file=sys.stderr)
+            return 130
+        print(runner.format_summary(results))
+        if args.report:
+            print(f"report: {runner.display_path(runner.paths.reports_dir() / 'index.html')}")
+        return 0 if all(r.ok for r in results) else 1
+    if args.command == "report":
+        path = runner.write_index(convert=args.convert)
+        print(path)
+        return 0
+    if args.command == "data":
+        from studylib import data
+
+        names = args.names or [n for n in data.dataset_names() if not n.startswith("ogbn")]
+        failed = 0
+        for name in names:
+            try:
+                print(f"{name:16s} {data.resolve(name)}")
+            except (ValueError, FileNotFoundError) as err:
+                failed += 1
+                _error(str(err))
+        return 1 if failed else 0
+    if args.command == "list":
+        try:
+            print(runner.format_listing(args.notebooks))
+        except ValueError as err:
+            return _error(str(err))
+        return 0
+    return _error(f"unknown command {args.command!r}")  # pragma: no cover (argparse rejects it)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Timing: device-synchronised stage timers, summaries of raw samples, kernel-class breakdowns.
+
+Stages are marked in model code with :func:`stage`::
+
+    from studylib.timing import stage
+    with stage("neighbor_aggregation"):
+        h = aggregate(graph, z)
+
+``stage`` costs one global read when nothing listens. Inside ``StageTimer.activate()`` it
+synchronises the device and reads ``time.perf_counter`` at both ends of the region; under
+``torch.profiler`` it also opens a ``record_function("stage::<name>")`` range, so that the
+profiler's kernels can be attributed to stages (:func:`kernel_class_breakdown`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+#: The four HGNN training stages of Han et al. (ACM TACO 2025, Sec. 2.2), in execution order.
+SEMANTIC_GRAPH_BUILD = "semantic_graph_build"
+FEATURE_PROJECTION = "feature_projection"
+NEIGHBOR_AGGREGATION = "neighbor_aggregation"
+SEMANTIC_FUSION = "semantic_fusion"
+STAGES = (SEMANTIC_GRAPH_BUILD, FEATURE_PROJECTION, NEIGHBOR_AGGREGATION, SEMANTIC_FUSION)
+
+#: Other regions of a training step that the studies time.
+LOSS = "loss"
+SAMPLING = "sampling"
+DATA_PREPARATION = "data_preparation"
+GRADIENT_ALLREDUCE = "gradient_allreduce"
+#: The name of a whole training step's time, measured around the step (:meth:`StageTimer.step`).
+STEP_TOTAL = "step_total"
+
+#: Phases of one training step.
+FORWARD = "forward"
+BACKWARD = "backward"
+OPTIMIZER_UPDATE = "optimizer_update"
+PHASES = (FORWARD, BACKWARD, OPTIMIZER_UPDATE)
+
+#: A measurement whose interquartile range exceeds this fraction of its median is flagged noisy.
+NOISY_IQR_FRACTION = 0.10
+
+_ACTIVE: StageTimer | None = None
+_NULL = contextlib.nullcontext()
+
+
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Wait for all queued work on ``device`` (no-op on CPU); call before reading a clock."""
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _profiler_enabled() -> bool:
+    return bool(torch.autograd.profiler._is_profiler_enabled)
+
+
+def stage(name: str):
+    """Context manager marking a region of model or training code as the stage ``name``.
+
+    Nothing is recorded unless a :class:`StageTimer` is active (``with timer.activate():``) or a
+    ``torch.profiler`` session is running; then the region is timed (device-synchronised) and/or
+    named ``stage::<name>`` in the profiler trace. Regions may nest; each is recorded on its own.
+    """
+    timer = _ACTIVE
+    if timer is None and not _profiler_enabled():
+        return _NULL
+    return _Region(name, timer)
+
+
+def phase(name: str):
+    """Like :func:`stage` for a phase of the step (``forward``, ``backward``, ``optimizer_update``);
+    profiler ranges are named ``phase::<name>``."""
+    timer = _ACTIVE
+    if timer is None and not _profiler_enabled():
+        return _NULL
+    return _Region(name, timer, kind="phase")
+
+
+class _Region:
+    __slots__ = ("name", "timer", "kind", "_t0", "_rf")
+
+    def __init__(self, name: str, timer: StageTimer | None, kind: str = "stage"):
+        self.name, self.timer, self.kind = name, timer, kind
+        self._rf = None
+
+    def __enter__(self):
+        if _profiler_enabled():
+            self._rf = torch.autograd.profiler.record_function(f"{self.kind}::{self.name}")
+            self._rf.__enter__()
+        if self.timer is not None:
+            if self.timer.sync:
+                synchronize(self.timer.device)
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer is not None:
+            if self.timer.sync:
+                synchronize(self.timer.device)
+            self.timer._record(self.kind, self.name, time.perf_counter() - self._t0)
+        if self._rf is not None:
+            self._rf.__exit__(*exc)
+        return False
+
+
+@dataclass
+class StageTimer:
+    """Collects device-synchronised wall times (seconds) of named stages and phases, per step.
+
+    Args:
+        device: the device whose queue is synchronised before each clock read.
+        sync: synchronise (default ``True``; turning it off measures only launch time on GPUs).
+
+    Every region exit appends one raw sample ``{"step", "kind", "name", "seconds"}`` to
+    :attr:`records`; nothing is averaged away. Use :meth:`step` to number training steps and
+    :meth:`activate` to make :func:`stage` calls report here.
+    """
+
+    device: torch.device | str = "cpu"
+    sync: bool = True
+    records: list[dict] = field(default_factory=list)
+    current_step: int = -1
+
+    def _record(self, kind: str, name: str, seconds: float) -> None:
+        self.records.append({"step": self.current_step, "kind": kind, "name": name, "seconds": seconds})
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[StageTimer]:
+        """Make :func:`stage` / :func:`phase` report to this timer inside the ``with`` block."""
+        global _ACTIVE
+        previous, _ACTIVE = _ACTIVE, self
+        try:
+            yield self
+        finally:
+            _ACTIVE = previous
+
+    @contextlib.contextmanager
+    def step(self, index: int) -> Iterator[None]:
+        """Number the samples recorded inside as step ``index`` and time the whole step
+        (recorded as kind ``"step"``, name :data:`STEP_TOTAL`)."""
+        self.current_step = index
+        if self.sync:
+            synchronize(self.device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync:
+                synchronize(self.device)
+            self._record("step", STEP_TOTAL, time.perf_counter() - t0)
+
+    def clear(self) -> None:
+        """Drop all samples (e.g. after warm-up steps)."""
+        self.records.clear()
+
+    def to_frame(self):
+        """Raw samples as a ``pandas.DataFrame`` with columns step, kind, name, seconds."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records, columns=["step", "kind", "name", "seconds"])
+
+    def per_step(self):
+        """Seconds per step and region name, summed within a step (regions entered several times
+        per step, e.g. one per layer, add up): a DataFrame indexed by step, one column per name."""
+        df = self.to_frame()
+        if df.empty:
+            return df
+        return df.pivot_table(index="step", columns="name", values="seconds", aggfunc="sum")
+
+
+def summarize(samples: Sequence[float]) -> dict:
+    """Median, quartiles, IQR, mean, min, max and count of raw samples, plus a ``noisy`` flag.
+
+    ``noisy`` is ``True`` when IQR / median > :data:`NOISY_IQR_FRACTION` or when fewer than 3
+    samples were taken. Raises ``ValueError`` on an empty sequence.
+    """
+    x = np.asarray(list(samples), dtype=float)
+    if x.size == 0:
+        raise ValueError("summarize() needs at least one sample (got none)")
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    iqr = q3 - q1
+    return {
+        "median": float(med),
+        "q1": float(q1),
+        "q3": float(q3),
+        "iqr": float(iqr),
+        "mean": float(x.mean()),
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "n": int(x.size),
+        "noisy": bool(x.size < 3 or (med > 0 and iqr / med > NOISY_IQR_FRACTION) or math.isnan(med)),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel-class breakdown from torch.profiler
+# --------------------------------------------------------------------------------------------
+
+GEMM = "gemm"
+SPMM = "spmm_gather_scatter"
+SDDMM = "sddmm_edgewise"
+INDEXING = "indexing_gather"
+ELEMENTWISE = "elementwise"
+REDUCTION = "reduction_softmax"
+MEMORY = "memory_copy"
+COMMUNICATION = "communication"
+OVERHEAD = "framework_overhead"
+OTHER = "other"
+#: Kernel classes in plotting order (after Han et al., TACO 2025, Fig. 4's kernel types, with
+#: indexing and memory traffic split out because they dominate on CPUs). ``framework_overhead`` is
+#: time spent in Python and in the frameworks' dispatch rather than in a kernel: the self time of
+#: the stage/phase ranges, the optimizer's Python loop, tensor views and gradient accumulation.
+KERNEL_CLASSES = (GEMM, SPMM, SDDMM, INDEXING, ELEMENTWISE, REDUCTION, MEMORY, COMMUNICATION, OVERHEAD, OTHER)
+
+#: Op name -> kernel class: the first rule whose regular expression matches the op name (after
+#: the ``aten::`` prefix and a ``Backward<N>`` suffix are stripped) wins. CPU op names come from
+#: ATen and from DGL's autograd functions (``GSpMM``, ``GSDDMM``, ``EdgeSoftmax`` ...); CUDA kernel
+#: names are classified by the op that launched them.
+KERNEL_CLASS_RULES: tuple[tuple[str, str], ...] = (
+    (COMMUNICATION, r"gloo|nccl|c10d|all_?reduce|all_?gather|reduce_scatter|broadcast|barrier|^send$|^recv$"),
+    (SDDMM, r"^GSDDMM|^EdgeSoftmax|sddmm|^_?edge_softmax"),
+    (SPMM, r"^GSpMM|^ScatterAdd|^SegmentReduce|^CSRMM|^CSRSum|^scatter|^index_add|^index_reduce|segment_reduce|"
+           r"sparse_mm|^_sparse|^sparse|spmm|^_segment|^bincount"),
+    (GEMM, r"^(mm|addmm|bmm|baddbmm|addbmm|matmul|linear|addmv|mv|dot|einsum|_addmm_activation)$|^GatherMM|"
+           r"^SEGMENTMM|^SegmentMM|gemm"),
+    (INDEXING, r"^(index|index_select|gather|take|take_along_dim|masked_select|masked_scatter|nonzero|"
+               r"embedding|embedding_dense|embedding_backward|_embedding_bag|_index_put_impl_|index_put_?|"
+               r"index_fill_?|index_copy_?|unique|_unique2|searchsorted|sort|argsort|masked_fill_?|where|"
+               r"index_select_backward|embedding_dense_backward|gather_backward)$"),
+    (REDUCTION, r"^(sum|mean|max|min|amax|amin|argmax|argmin|softmax|_softmax|log_softmax|_log_softmax|"
+                r"_softmax_backward_data|_log_softmax_backward_data|nll_loss|nll_loss_forward|nll_loss_backward|"
+                r"nll_loss_nd|cross_entropy_loss|logsumexp|norm|linalg_vector_norm|std|var|cumsum|prod|all|any|"
+                r"count_nonzero)$"),
+    (MEMORY, r"^(copy_|to|_to_copy|clone|contiguous|cat|stack|empty|empty_like|empty_strided|zeros|zeros_like|ones|"
+             r"ones_like|new_zeros|new_empty|new_ones|new_full|full|full_like|resize_|arange|_cat|"
+             r"Memcpy.*|Memset.*|pin_memory|_pin_memory|item|_local_scalar_dense|slice_backward)$|^Memcpy|^Memset"),
+    (ELEMENTWISE, r"^(add|add_|sub|sub_|mul|mul_|div|div_|neg|exp|exp_|log|pow|sqrt|rsqrt|relu|relu_|elu|elu_|"
+                  r"leaky_relu|leaky_relu_|gelu|tanh|sigmoid|threshold|threshold_backward|elu_backward|"
+                  r"leaky_relu_backward|tanh_backward|sigmoid_backward|gelu_backward|dropout|native_dropout|"
+                  r"native_dropout_backward|feature_dropout|clamp|clamp_|clamp_min|clamp_min_|clamp_max|fill_|"
+                  r"zero_|addcmul_|addcdiv_|lerp_|maximum|minimum|abs|sign|reciprocal|square|_foreach_.*|"
+                  r"mul_scalar|rsub|bernoulli_|eq|ne|lt|le|gt|ge|logical_and|logical_or|logical_not|bitwise_.*|"
+                  r"copysign|floor_divide|remainder|fmod|isnan|isinf|nan_to_num)$"),
+    (OVERHEAD, r"^(view|_unsafe_view|reshape|t|transpose|expand|expand_as|slice|select|as_strided|detach|detach_|"
+               r"unsqueeze|squeeze|unbind|permute|alias|split|split_with_sizes|chunk|narrow|flatten|unflatten|"
+               r"numpy_T|lift_fresh|AccumulateGrad|torch::autograd::AccumulateGrad|\(python and framework overhead\))$|"
+               r"^Optimizer\.|^stage::|^phase::"),
+)
+
+import re as _re  # noqa: E402
+
+_COMPILED_RULES = tuple((cls, _re.compile(rx)) for cls, rx in KERNEL_CLASS_RULES)
+_BACKWARD_SUFFIX = _re.compile(r"Backward\d*$")
+
+
+def kernel_class(op_name: str) -> str:
+    """The kernel class of a profiler op name (see :data:`KERNEL_CLASS_RULES`), e.g.
+    ``aten::addmm`` -> ``gemm``, ``GSpMM`` -> ``spmm_gather_scatter``, ``aten::index_select`` ->
+    ``indexing_gather``, ``IndexAddBackward0`` -> ``spmm_gather_scatter``, ``aten::view`` and the
+    Python time of a ``stage::`` range -> ``framework_overhead``; unknown names -> ``other``."""
+    name = op_name.split("::", 1)[1] if op_name.startswith(("aten::", "c10d::", "dgl::", "pyg::")) else op_name
+    if name.startswith("autograd::engine::evaluate_function: "):
+        name = name.split(": ", 1)[1]
+    if _BACKWARD_SUFFIX.search(name):
+        name = _BACKWARD_SUFFIX.sub("", name)
+        # autograd node names are CamelCase (IndexAddBackward0): map to snake_case op names
+        name = _re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower() if not name.startswith(("GS", "Edge", "CSR", "Scatter", "Segment", "Gather")) else name
+    for cls, rx in _COMPILED_RULES:
+        if rx.search(name):
+            return cls
+    return OTHER
+
+
+def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
+    """Attribute every microsecond a ``torch.profiler`` session saw to (phase, stage, kernel class).
+
+    Args:
+        prof: a finished ``torch.profiler.profile`` whose steps used :func:`stage` / :func:`phase`.
+        device: where the model ran; on CUDA the device (kernel) self time of each op is used,
+            on CPU its self CPU time.
+
+    Each op's *self* time (time not spent in child ops) is attributed, so nothing is counted
+    twice. Its stage is the innermost enclosing ``stage::`` range; for backward ops (under an
+    ``autograd::engine::evaluate_function`` node) it is the stage of the forward op with the same
+    autograd sequence number, so backward time lands in the stage whose forward created it. Its
+    phase is the enclosing ``phase::`` range. Returns a DataFrame with columns
+    ``phase, stage, kernel_class, op, self_us`` (one row per op name and context, summed over
+    calls), in microseconds.
+    """
+    import pandas as pd
+
+    device = torch.device(device)
+    events = list(prof.events())
+    info: dict[int, tuple[str | None, str | None, int | None]] = {}
+
+    def context(e):
+        key = id(e)
+        if key in info:
+            return info[key]
+        stg = phs = None
+        bwd_seq = None
+        p = e
+        chain = []
+        while p is not None:
+            k = id(p)
+            if k in info and p is not e:
+                s2, p2, b2 = info[k]
+                stg = stg or s2
+                phs = phs or p2
+                bwd_seq = bwd_seq if bwd_seq is not None else b2
+                break
+            chain.append(p)
+            if stg is None and p.name.startswith("stage::"):
+                stg = p.name[7:]
+            elif phs is None and p.name.startswith("phase::"):
+                phs = p.name[7:]
+            elif bwd_seq is None and p.name.startswith("autograd::engine::evaluate_function: "):
+                bwd_seq = p.sequence_nr
+            p = p.cpu_parent
+        info[key] = (stg, phs, bwd_seq)
+        return info[key]
+
+    seq_stage: dict[int, str] = {}
+    for e in events:
+        stg, _, bwd = context(e)
+        if stg is not None and bwd is None and e.sequence_nr >= 0:
+            seq_stage.setdefault(e.sequence_nr, stg)
+
+    rows: dict[tuple[str, str, str, str], float] = {}
+    for e in events:
+        if device.type == "cuda":
+            self_us = float(getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0) or 0)
+        else:
+            self_us = float(e.self_cpu_time_total)
+        if self_us <= 0:
+            continue
+        stg, phs, bwd = context(e)
+        if stg is None and bwd is not None:
+            stg = seq_stage.get(bwd)
+        op = "(python and framework overhead)" if e.name.startswith(("stage::", "phase::")) else e.name
+        cls = kernel_class(op)
+        key = (phs or "other", stg or "other", cls, op)
+        rows[key] = rows.get(key, 0.0) + self_us
+    df = pd.DataFrame([(*k, v) for k, v in rows.items()], columns=["phase", "stage", "kernel_class", "op", "self_us"])
+    return df.sort_values("self_us", ascending=False, ignore_index=True)

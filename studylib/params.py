@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from studylib import paths
 
@@ -53,11 +53,16 @@ class HgnnTrainingParams(NotebookParams):
     train_epochs: int = Field(30, ge=0, description="epochs of the accuracy check per model")
     synthetic_scale: float = Field(1.0, gt=0, description="node-count multiplier of the synthetic graph")
     han_metapath_sweep: bool = Field(True, description="time HAN over metapath count and length")
-    han_sweep_dataset: str = Field("dblp", description="graph of the metapath sweep")
+    han_sweep_datasets: list[str] = Field(["dblp"], description="graphs of the metapath sweep (among datasets)")
+    han_max_metapath_edges: int = Field(0, ge=0, description="skip metapaths whose graph has more edges; 0 = none")
+    accuracy_datasets: list[str] | None = Field(None, description="graphs of the accuracy check; None = all")
+    benchmark_datasets: list[str] | None = Field(None, description="graphs of the benchmarks; None = all")
     minibatch: bool = Field(True, description="compare full-batch with neighbor-sampled mini-batch")
     batch_size: int = Field(256, gt=0, description="target nodes per mini-batch")
     fanouts: list[int] = Field([10, 10], min_length=1, description="sampled neighbors per layer and relation")
     minibatch_steps: int = Field(8, gt=0, description="timed mini-batches per configuration")
+    minibatch_seeds: Literal["train", "all"] = Field(
+        "train", description="seed nodes of mini-batch and data-parallel epochs: the training split or all target nodes")
     ddp_world_sizes: list[int] = Field([1, 2], min_length=1, description="data-parallel process counts")
     ddp_steps: int = Field(8, gt=0, description="timed data-parallel steps per process count")
     reference_comparison: bool = Field(True, description="time staged models vs the frameworks' own layers")
@@ -65,6 +70,14 @@ class HgnnTrainingParams(NotebookParams):
     benchmark_rounds: int = Field(5, gt=0, description="alternated rounds of each benchmark comparison")
     benchmark_min_run_time: float = Field(0.2, gt=0, description="seconds per blocked_autorange measurement")
     ddp_timeout_s: float = Field(600, gt=0, description="limit for one data-parallel run (seconds)")
+
+    @model_validator(mode="after")
+    def _subsets_of_datasets(self):
+        for name in ("han_sweep_datasets", "accuracy_datasets", "benchmark_datasets"):
+            extra = [d for d in getattr(self, name) or [] if d not in self.datasets]
+            if extra:
+                raise ValueError(f"{name} must be among datasets {self.datasets} (got {extra[0]!r})")
+        return self
 
     @field_validator("fanouts", "ddp_world_sizes")
     @classmethod
@@ -75,9 +88,103 @@ class HgnnTrainingParams(NotebookParams):
         return v
 
 
+class HardwareParams(NotebookParams):
+    """Parameters of ``00-hardware``: the machine's measured limits (STREAM-style bandwidth, GEMM)."""
+
+    thread_counts: list[int] = Field([1, 0], min_length=1, description="CPU thread counts to measure; 0 = all cores")
+    stream_array_mib: float = Field(0.0, ge=0, description="MiB per STREAM array; 0 = at least 4x the last-level cache")
+    rounds: int = Field(3, gt=0, description="alternated rounds of each measurement (one blocked_autorange each)")
+    min_run_time: float = Field(0.3, gt=0, description="seconds per blocked_autorange")
+    gemm_sizes: list[int] = Field([256, 512, 1024, 2048], min_length=1, description="n of the n x n GEMMs")
+    gemm_dtypes: list[Literal["float32", "float16", "bfloat16"]] = Field(
+        ["float32", "float16", "bfloat16"], min_length=1, description="GEMM dtypes; fp16/bf16 on GPU only by default")
+    cpu_low_precision: bool = Field(False, description="also time fp16/bf16 GEMMs on the CPU")
+    transfer_mib: float = Field(256.0, gt=0, description="MiB per host/device copy (GPU only)")
+    sysbench: bool = Field(True, description="run sysbench memory (when installed) for the comparison")
+    sysbench_repeats: int = Field(3, gt=0, description="alternated read/write sysbench runs per thread count")
+    sysbench_total_gib: float = Field(32.0, gt=0, description="GiB each sysbench run streams (or 10 s)")
+
+    @field_validator("thread_counts", "gemm_sizes")
+    @classmethod
+    def _non_negative_counts(cls, v: list[int], info) -> list[int]:
+        low = 0 if info.field_name == "thread_counts" else 1
+        bad = [x for x in v if x < low]
+        if bad:
+            raise ValueError(f"every item must be >= {low} (got {bad[0]})")
+        return v
+
+
+class OpMicrobenchmarkParams(NotebookParams):
+    """Parameters of ``03-op-microbenchmarks`` (Hosseini, Simini, Vishwanath, arXiv 2207.09955)."""
+
+    operations: list[str] | None = Field(None, description="operations of studylib.ops; None = all")
+    implementations: Literal["all", "primary"] = Field(
+        "all", description="all registered implementations, or only the first PyG and native one")
+    sizes: list[int] = Field([2**16, 2**19, 2**22], min_length=1, description="elements of the main input")
+    memory_fractions: list[float] = Field([], description="extra sizes filling this fraction of free memory")
+    max_memory_fraction: float = Field(0.8, gt=0, le=1, description="refuse inputs above this fraction of free memory")
+    sparsities: list[float] = Field([0.0, 0.5, 0.9, 0.99], min_length=1, description="fractions of zeroed entries")
+    reduce_factors: list[int] = Field([1, 2, 4, 8], min_length=1, description="index reduce factors")
+    grid: Literal["slices", "full"] = Field(
+        "slices", description="slices = every sparsity at every size with the first reduce factor, all reduce "
+                              "factors at the largest size; full = the whole product")
+    dtypes: list[Literal["float32", "float16", "bfloat16"]] = Field(
+        ["float32", "float16", "bfloat16"], min_length=1, description="value dtypes; fp16/bf16 on GPU only")
+    index_distribution: Literal["uniform", "sorted", "powerlaw"] = Field("uniform", description="index values")
+    feature_dim: int = Field(32, gt=0, description="feature width F of row-wise operations and layers")
+    gat_heads: int = Field(4, gt=0, description="attention heads of the GAT layer (divides feature_dim)")
+    rounds: int = Field(5, gt=0, description="alternated rounds per configuration (one blocked_autorange each)")
+    min_run_time: float = Field(0.02, gt=0, description="seconds per blocked_autorange")
+    peak_memory: bool = Field(True, description="measure the peak memory of one call per implementation")
+
+    @field_validator("operations")
+    @classmethod
+    def _known_operations(cls, v):
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("give at least one operation, or None for all")
+        from studylib import ops
+
+        ops.check_names(v)
+        return v
+
+    @field_validator("sizes", "reduce_factors")
+    @classmethod
+    def _positive_ints(cls, v: list[int]) -> list[int]:
+        bad = [x for x in v if x <= 0]
+        if bad:
+            raise ValueError(f"every item must be > 0 (got {bad[0]})")
+        return v
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsity_range(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0 <= x < 1]
+        if bad:
+            raise ValueError(f"every sparsity must be in [0, 1) (got {bad[0]})")
+        return v
+
+    @field_validator("memory_fractions")
+    @classmethod
+    def _fraction_range(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0 < x <= 1]
+        if bad:
+            raise ValueError(f"every memory fraction must be in (0, 1] (got {bad[0]})")
+        return v
+
+    @model_validator(mode="after")
+    def _heads_divide_features(self):
+        if self.feature_dim % self.gat_heads:
+            raise ValueError(f"gat_heads ({self.gat_heads}) must divide feature_dim ({self.feature_dim})")
+        return self
+
+
 #: notebook name -> its parameter model. Add a notebook's model here when adding the notebook.
 NOTEBOOK_PARAMS: dict[str, type[NotebookParams]] = {
+    "00-hardware": HardwareParams,
     "01-hgnn-training": HgnnTrainingParams,
+    "03-op-microbenchmarks": OpMicrobenchmarkParams,
 }
 
 
@@ -94,6 +201,9 @@ def _message(notebook: str, err: ValidationError) -> str:
             op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
             bound = next(iter(ctx.values()))
             lines.append(f"{name} must be {op} {bound} (got {got!r})")
+        elif kind == "value_error":
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(msg if not e["loc"] or msg.startswith(name) else f"{name}: {msg}")
         elif kind == "literal_error":
             lines.append(f"{name} must be one of {ctx.get('expected')} (got {got!r})")
         else:

@@ -65,8 +65,9 @@ def save_figure(fig: plt.Figure, notebook: str, name: str, *, title: str | None 
     out.mkdir(parents=True, exist_ok=True)
     if footer:
         sha = (info.get("git_sha") or "no-git")[:12]
-        fig.text(0.005, 0.002, f"{hardware.describe(info)} · run {run_id} · {sha}", fontsize=6,
-                 color="0.4", ha="left", va="bottom")
+        # below the figure's lower edge: savefig(bbox_inches="tight") grows the canvas to include it
+        fig.text(0.005, -0.01, f"{hardware.describe(info)} · run {run_id} · git {sha}", fontsize=6,
+                 color="0.4", ha="left", va="top")
     files = {"png": out / f"{name}.png", "pdf": out / f"{name}.pdf", "json": out / f"{name}.json"}
     for ext in ("png", "pdf"):
         with results.atomic_path(files[ext]) as tmp:

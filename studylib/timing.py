@@ -355,3 +355,173 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
         rows[key] = rows.get(key, 0.0) + self_us
     df = pd.DataFrame([(*k, v) for k, v in rows.items()], columns=["phase", "stage", "kernel_class", "op", "self_us"])
     return df.sort_values("self_us", ascending=False, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Microbenchmark harness (notebooks 00-hardware and 03-op-microbenchmarks)
+# --------------------------------------------------------------------------------------------
+
+class InputsInTimedRegionError(ValueError):
+    """The timed function builds (random) inputs inside the timed region; build them in ``setup``."""
+
+
+def _rng_states(device: torch.device) -> list[torch.Tensor]:
+    states = [torch.random.get_rng_state()]
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
+def check_inputs_outside(fn, args: tuple = (), device: torch.device | str = "cpu") -> None:
+    """Call ``fn(*args)`` once and raise :class:`InputsInTimedRegionError` if the call drew random
+    numbers from torch's global generators (CPU, and CUDA on a GPU).
+
+    A benchmark's inputs are random tensors; a timed function that draws random numbers is
+    building (part of) its inputs inside the timed region, or runs a stochastic op such as active
+    dropout, and its time is not the operation's. What cannot be detected: inputs built from
+    deterministic factories (``torch.ones``, ``torch.arange``), from numpy, or with a private
+    ``torch.Generator`` -- keep input construction in ``setup``, as :func:`benchmark` does.
+    """
+    device = torch.device(device)
+    before = _rng_states(device)
+    fn(*args)
+    synchronize(device)
+    after = _rng_states(device)
+    if any(not torch.equal(a, b) for a, b in zip(before, after)):
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise InputsInTimedRegionError(
+            f"{name} drew random numbers from torch's global generator inside the timed region: its inputs "
+            f"(or a stochastic op such as dropout in training mode) are built per call. Build the inputs in "
+            f"setup() and pass them as arguments, or put the module in eval() mode.")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _page_size()
+
+
+def _page_size() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+def _hwm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim_heap() -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_memory_bytes(fn, args: tuple = (), device: torch.device | str = "cpu") -> int | None:
+    """Memory a single call of ``fn(*args)`` adds at its peak, in bytes.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` during the call minus the memory allocated before
+    it (exact, allocator level). On Linux CPUs: the process's peak resident set size during the call
+    (``VmHWM`` after resetting it through ``/proc/self/clear_refs``) minus the resident set before
+    it, after returning freed heap pages to the OS (``malloc_trim``); page-granular and blind to
+    memory the C allocator reuses, so it is a lower bound. ``None`` where neither is available.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        out = fn(*args)
+        synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del out
+        return int(peak)
+    _trim_heap()
+    if not _reset_hwm():
+        return None
+    base = _rss_bytes()
+    out = fn(*args)
+    peak = _hwm_bytes()
+    del out
+    return None if peak is None else max(0, int(peak - base))
+
+
+def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_time: float = 0.2,
+              min_blocks: int = 1, device: torch.device | str = "cpu", warmup: int = 1,
+              check_inputs: bool = True, measure_memory: bool = True) -> dict:
+    """Time ``fn(*args)`` with ``torch.utils.benchmark.Timer.blocked_autorange``.
+
+    Args:
+        fn: the operation; called as ``fn(*args)``. It must not build its inputs.
+        setup: optional callable returning the argument tuple; it runs once, before and outside the
+            timed region (give either ``setup`` or ``args``).
+        args: the arguments, built beforehand.
+        num_threads: CPU threads for the measurement (``Timer(num_threads=...)``; recorded).
+        min_run_time: seconds of timed calls per ``blocked_autorange``.
+        min_blocks: measure further blocks of the same size until at least this many exist.
+        device: the device whose queue is synchronised around every block (the Timer synchronises
+            CUDA before reading its clock) and whose memory is measured.
+        warmup: untimed calls before measuring, the input check's call included (``blocked_autorange``
+            warms up as well while it sizes its blocks, so 0 is acceptable for slow operations).
+        check_inputs: reject a ``fn`` that draws random numbers (see :func:`check_inputs_outside`).
+        measure_memory: also measure the peak memory of one call (:func:`peak_memory_bytes`).
+
+    Returns ``{"times": [seconds per call of each block], "number_per_run": calls per block,
+    "num_threads", "device", "peak_memory_bytes"}`` plus :func:`summarize` of the times
+    (``median``, ``q1``, ``q3``, ``iqr``, ``n``, ``noisy``...). Raises
+    :class:`InputsInTimedRegionError` (see above) and ``ValueError`` for bad arguments.
+    """
+    from torch.utils import benchmark as tb
+
+    if setup is not None and args:
+        raise ValueError("give either setup (a callable returning the arguments) or args, not both")
+    if num_threads is None or int(num_threads) < 1:
+        raise ValueError(f"num_threads must be >= 1 (got {num_threads!r}); it is recorded with every timing")
+    if min_run_time <= 0 or min_blocks < 1:
+        raise ValueError(f"min_run_time must be > 0 and min_blocks >= 1 (got {min_run_time}, {min_blocks})")
+    device = torch.device(device)
+    num_threads = int(num_threads)
+    if setup is not None:
+        args = setup()
+        if not isinstance(args, tuple):
+            args = (args,)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        if check_inputs:
+            check_inputs_outside(fn, args, device)
+        for _ in range(max(0, warmup - int(check_inputs))):
+            fn(*args)
+        synchronize(device)
+        peak = peak_memory_bytes(fn, args, device) if measure_memory else None
+    finally:
+        torch.set_num_threads(previous)
+    timer = tb.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=num_threads)
+    synchronize(device)
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    times = list(m.times)
+    while len(times) < min_blocks:
+        times.extend(timer.timeit(m.number_per_run).times)
+    synchronize(device)
+    return {"times": times, "number_per_run": int(m.number_per_run), "num_threads": num_threads,
+            "device": device.type, "peak_memory_bytes": peak, **summarize(times)}

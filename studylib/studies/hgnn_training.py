@@ -15,6 +15,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,10 @@ from studylib.timing import (
 
 NOTEBOOK = "01-hgnn-training"
 
+# DGL's data loader warns on every epoch that its CPU-affinity option is off; the option pins
+# sampler workers, which these measurements do not use (num_workers=0).
+warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+
 #: Regions of one training step, in stacking order, that together make up the step.
 STEP_REGIONS = (timing.FEATURE_PROJECTION, NEIGHBOR_AGGREGATION, timing.SEMANTIC_FUSION, LOSS, BACKWARD,
                 OPTIMIZER_UPDATE)
@@ -61,6 +66,48 @@ def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> Het
     if dataset == "synthetic":
         return data.synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
     return data.load_hetero(dataset)
+
+
+def metapath_edges(graph: HeteroGraph, metapath: list) -> int:
+    """Edges of the metapath-reachable graph of ``metapath`` (distinct node pairs), counted with
+    DGL's ``metapath_reachable_graph``; cached on the graph's ``info`` dict."""
+    import dgl
+
+    cache = graph.info.setdefault("_metapath_edges", {})
+    key = tuple(tuple(et) for et in metapath)
+    if key not in cache:
+        dg = graph.info.get("_dgl") or graph.to_dgl()
+        graph.info["_dgl"] = dg
+        cache[key] = int(dgl.metapath_reachable_graph(dg, [tuple(et) for et in metapath]).num_edges())
+    return cache[key]
+
+
+def han_metapaths(graph: HeteroGraph, max_edges: int = 0) -> tuple[dict, dict[str, int]]:
+    """The graph's named metapaths that HAN uses under an edge cap: ``(kept, skipped)`` where
+    ``kept`` maps name -> edge types and ``skipped`` maps name -> edge count of each metapath whose
+    graph has more than ``max_edges`` edges (``0`` = no cap). Raises ``ValueError`` when the cap
+    leaves no metapath."""
+    kept, skipped = {}, {}
+    for name, path in graph.metapaths.items():
+        n = metapath_edges(graph, path) if max_edges else 0
+        (skipped.__setitem__(name, n) if max_edges and n > max_edges else kept.__setitem__(name, path))
+    if not kept:
+        raise ValueError(f"{graph.name}: every metapath has more than han_max_metapath_edges={max_edges} edges "
+                         f"({skipped}); raise the cap")
+    return kept, skipped
+
+
+def metapath_table(graphs: dict, params) -> pd.DataFrame:
+    """One row per dataset and named metapath: its hops, the edges of its metapath-reachable graph
+    and whether HAN uses it under ``params.han_max_metapath_edges``."""
+    rows = []
+    for ds in params.datasets:
+        g = graphs[ds]
+        kept, _ = han_metapaths(g, params.han_max_metapath_edges)
+        for name, path in g.metapaths.items():
+            rows.append({"dataset": ds, "metapath": name, "hops": len(path), "edges": metapath_edges(g, path),
+                         "used_by_han": name in kept})
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -85,6 +132,8 @@ def build_setup(model_name: str, framework: str, graph: HeteroGraph, params, dev
 
     kwargs = dict(hidden_dim=params.hidden_dim, num_layers=params.num_layers, num_heads=params.num_heads,
                   seed=params.seed)
+    if metapaths is None and model_name == "han":
+        metapaths = han_metapaths(graph, params.han_max_metapath_edges)[0]
     if metapaths is not None:
         kwargs["metapaths"] = metapaths
     if reference:
@@ -209,8 +258,9 @@ def measure_stage_times(model_name: str, framework: str, dataset: str, graph: He
     from studylib.models import build_model
 
     # the semantic graph build is a one-time cost of full-batch training: time it on its own
+    extra = {"metapaths": han_metapaths(graph, params.han_max_metapath_edges)[0]} if model_name == "han" else {}
     model = build_model(model_name, framework, graph, hidden_dim=params.hidden_dim, num_layers=params.num_layers,
-                        num_heads=params.num_heads, seed=params.seed)
+                        num_heads=params.num_heads, seed=params.seed, **extra)
     for i in range(params.repeat_steps):
         timing.synchronize(device)
         t0 = time.perf_counter()
@@ -376,21 +426,25 @@ def measure_reference(model_name: str, framework: str, dataset: str, graph: Hete
 # 4. HAN: number and length of metapaths
 # --------------------------------------------------------------------------------------------
 
-def metapath_variants(graph: HeteroGraph, max_length: int = 6) -> list[tuple[str, dict]]:
+def metapath_variants(graph: HeteroGraph, max_length: int = 6, max_edges: int = 0) -> list[tuple[str, dict]]:
     """Metapath sets for the HAN sweep on ``graph``: the first 1, 2, ... of the graph's named
-    metapaths (number sweep), and each named metapath repeated to lengths 2, 4, ... up to
-    ``max_length`` hops (length sweep; e.g. APA -> APAPA -> APAPAPA). Returns
-    ``[(label, {name: [edge types]})]``; labels read ``"count=2"`` or ``"length=4:APA"``."""
-    names = list(graph.metapaths)
+    metapaths whose graphs have at most ``max_edges`` edges (number sweep), and the first such
+    metapath repeated to 2, 3, ... times its length up to ``max_length`` hops while under the cap
+    (length sweep; e.g. APA -> APAPA -> APAPAPA). Returns ``[(label, {name: [edge types]})]`` with
+    labels ``"count=2"`` or ``"length=4"``."""
+    names = [n for n, p in graph.metapaths.items() if not max_edges or metapath_edges(graph, p) <= max_edges]
+    if not names:
+        return []
     variants = [(f"count={k}", {n: graph.metapaths[n] for n in names[:k]}) for k in range(1, len(names) + 1)]
-    base_name = names[0]
-    base = graph.metapaths[base_name]
-    hops = len(base)
-    reps = 1
+    base_name, base = names[0], graph.metapaths[names[0]]
+    hops, reps = len(base), 1
     while hops * reps <= max_length:
         path = base * reps
-        label_name = base_name[:-1] * reps + base_name[-1] if len(base_name) == hops + 1 else f"{base_name}x{reps}"
-        variants.append((f"length={hops * reps}", {label_name: path}))
+        if max_edges and metapath_edges(graph, path) > max_edges:
+            break
+        # APA x 2 -> APAPA: the letters of the base name, its last letter shared between repeats
+        name = base_name[:-1] * reps + base_name[-1] if len(base_name) == hops + 1 else f"{base_name}x{reps}"
+        variants.append((f"length={hops * reps}", {name: path}))
         reps += 1
     return variants
 
@@ -401,7 +455,7 @@ def measure_han_metapaths(framework: str, dataset: str, graph: HeteroGraph, para
     :func:`metapath_variants`: rows ``{variant, sweep, num_metapaths, metapath_length,
     metapath_edges, step, region, seconds}`` (regions: the four stages, backward, step)."""
     rows = []
-    for label, mps in metapath_variants(graph):
+    for label, mps in metapath_variants(graph, max_edges=params.han_max_metapath_edges):
         s = build_setup("han", framework, graph, params, device, metapaths=mps)
         edges = _semantic_edge_count(s.sem)
         for _ in range(params.warmup_steps):
@@ -442,6 +496,15 @@ def minibatch_available(framework: str) -> tuple[bool, str]:
         return True, ""
     return False, ("PyG mini-batch is not measured: the staged PyG models run on full graphs, and PyG's "
                    "NeighborLoader needs pyg-lib or torch-sparse (make setup-ext)")
+
+
+def minibatch_seed_nodes(graph: HeteroGraph, params) -> torch.Tensor:
+    """Seed (target) nodes of a mini-batch epoch: the training split, or with
+    ``params.minibatch_seeds == "all"`` every target node (a throughput benchmark: the small
+    graphs' training splits hold only 60-400 nodes, less than one or two batches)."""
+    if params.minibatch_seeds == "all":
+        return torch.arange(graph.num_nodes[graph.target])
+    return graph.train_idx
 
 
 def _dgl_loader(s: Setup, graph: HeteroGraph, params, device, seeds: torch.Tensor, shuffle: bool = True):
@@ -492,7 +555,7 @@ def measure_minibatch(model_name: str, framework: str, dataset: str, graph: Hete
         return []
     rows = []
     s = build_setup(model_name, framework, graph, params, device)
-    loader = _dgl_loader(s, graph, params, device, graph.train_idx)
+    loader = _dgl_loader(s, graph, params, device, minibatch_seed_nodes(graph, params))
     timer = StageTimer(device=device)
     steps = params.warmup_steps + params.minibatch_steps
     it = iter(loader)
@@ -548,7 +611,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str)
         graph = load_graph(cfg["dataset"], params.synthetic_scale, params.seed)
         s = build_setup(cfg["model"], cfg["framework"], graph, params, device)
         # strong scaling: the global batch stays params.batch_size, split over the processes
-        local = graph.train_idx[rank::world_size]
+        local = minibatch_seed_nodes(graph, params)[rank::world_size]
         local_params = params.model_copy(update={"batch_size": max(1, params.batch_size // world_size)})
         loader = _dgl_loader(s, graph, local_params, device, local)
         grads = [p for p in s.model.parameters() if p.requires_grad]
@@ -689,7 +752,7 @@ def plot_stage_shares(stage_times: pd.DataFrame):
 
     summ = stage_summary(stage_times)
     summ = summ[summ["region"].isin(STEP_REGIONS)]
-    datasets = list(dict.fromkeys(summ["dataset"]))
+    datasets = list(pd.unique(stage_times["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.2 * len(datasets)), 3.8), sharey=True,
                              squeeze=False, layout="constrained")
     for ax, ds in zip(axes[0], datasets):
@@ -741,9 +804,10 @@ def plot_kernel_classes(kernels: pd.DataFrame):
                 left += wide[c].to_numpy()
             ax.set_xlim(0, 1)
             ax.set_title(f"{ds.upper()}: by {by.replace('_', ' ')}")
-            ax.set_xlabel("share of profiled step time (self time, fwd + bwd + update)")
+            ax.set_xlabel("share of profiled step time")
         axes[row][-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    fig.suptitle("Kernel classes and stages of a training step (torch.profiler self time)")
+    fig.suptitle("Kernel classes and stages of a training step (torch.profiler self time of forward, backward "
+                 "and update; backward attributed to its forward stage)")
     return fig
 
 
@@ -777,31 +841,34 @@ def plot_memory(stage_times: pd.DataFrame, device: str = "cpu"):
 
 
 def plot_han_metapaths(han: pd.DataFrame):
-    """Neighbor-aggregation time (forward, median per step) of HAN vs the number of metapaths
-    and vs metapath length, one line per framework, metapath-graph edge counts annotated."""
+    """Neighbor-aggregation time (forward, median per step, IQR bars) of HAN vs the number of
+    metapaths and vs metapath length, one line per dataset and framework, with the metapath
+    graphs' edge counts annotated."""
     import matplotlib.pyplot as plt
 
-    d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(
-        ["framework", "variant", "sweep", "num_metapaths", "metapath_length", "metapath_edges", "step"],
-        as_index=False)["seconds"].sum()
-    g = d.groupby(["framework", "sweep", "num_metapaths", "metapath_length", "metapath_edges"])["seconds"]
-    s = g.median().rename("median").to_frame().join(g.quantile(0.25).rename("q1")).join(
-        g.quantile(0.75).rename("q3")).reset_index()
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
+    keys = ["dataset", "framework", "sweep", "num_metapaths", "metapath_length", "metapath_edges"]
+    d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(keys + ["step"], as_index=False)["seconds"].sum()
+    g = d.groupby(keys)["seconds"]
+    s = pd.concat([g.median().rename("median"), g.quantile(0.25).rename("q1"), g.quantile(0.75).rename("q3")],
+                  axis=1).reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
     for ax, sweep, x, xl in ((axes[0], "count", "num_metapaths", "number of metapaths"),
                              (axes[1], "length", "metapath_length", "metapath length (hops)")):
-        for fw, f in s[s["sweep"] == sweep].groupby("framework"):
+        part = s[s["sweep"] == sweep]
+        for (ds, fw), f in part.groupby(["dataset", "framework"]):
             f = f.sort_values(x)
             ax.errorbar(f[x], f["median"] * 1e3, yerr=[(f["median"] - f["q1"]) * 1e3, (f["q3"] - f["median"]) * 1e3],
-                        marker="o", capsize=3, label=fw.upper().replace("PYG", "PyG"))
+                        marker="o", capsize=3, label=f"{ds.upper()} · {'DGL' if fw == 'dgl' else 'PyG'}")
             for _, r in f.iterrows():
-                ax.annotate(f"{r['metapath_edges'] / 1e3:.0f}k edges", (r[x], r["median"] * 1e3), fontsize=6,
+                ax.annotate(f"{r['metapath_edges'] / 1e3:.0f}k", (r[x], r["median"] * 1e3), fontsize=6,
                             textcoords="offset points", xytext=(4, 4))
         ax.set_xlabel(xl)
         ax.set_ylabel("neighbor aggregation, forward (ms/step)")
-        ax.set_xticks(sorted(s[s["sweep"] == sweep][x].unique()))
+        ax.set_yscale("log")
+        if not part.empty:
+            ax.set_xticks(sorted(part[x].unique()))
         ax.legend(fontsize=7)
-    fig.suptitle("HAN: neighbor aggregation vs number and length of metapaths")
+    fig.suptitle("HAN: neighbor aggregation vs number and length of metapaths (labels: metapath-graph edges)")
     return fig
 
 
@@ -827,7 +894,7 @@ def plot_minibatch(mb: pd.DataFrame):
     from studylib.plotting import STAGE_PALETTE
 
     med = minibatch_summary(mb)
-    datasets = list(dict.fromkeys(med["dataset"]))
+    datasets = list(pd.unique(mb["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), sharey=True, squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         d = med[med["dataset"] == ds].copy()
@@ -956,9 +1023,13 @@ def evaluate_findings(stage_times: pd.DataFrame | None, kernels: pd.DataFrame | 
         na = st[st["stage"] == NEIGHBOR_AGGREGATION]["share"]
         fp = st[st["stage"] == timing.FEATURE_PROJECTION]["share"]
         verdict = "reproduced" if n_na == len(top) else ("partly" if n_na > 0 else "not reproduced")
-        add(f1, verdict, f"largest stage (fwd+bwd, profiler) is neighbor aggregation in {n_na} of {len(top)} "
-                         f"configurations; its share: median {na.median():.0%} (range {na.min():.0%}-{na.max():.0%}); "
-                         f"feature projection: median {fp.median():.0%}")
+        per_model = st.pivot_table(index="model", columns="stage", values="share", aggfunc="median")
+        detail = "; ".join(f"{m.upper()}: aggregation {r.get(NEIGHBOR_AGGREGATION, 0):.0%}, projection "
+                           f"{r.get(timing.FEATURE_PROJECTION, 0):.0%}" for m, r in per_model.iterrows())
+        add(f1, verdict, f"largest stage (forward + backward, profiler) is neighbor aggregation in {n_na} of "
+                         f"{len(top)} configurations; aggregation share median {na.median():.0%} "
+                         f"(range {na.min():.0%}-{na.max():.0%}), feature projection median {fp.median():.0%}; "
+                         f"median per model: {detail}")
     else:
         add(f1, "not measured", "no kernel-class table")
 
@@ -966,16 +1037,21 @@ def evaluate_findings(stage_times: pd.DataFrame | None, kernels: pd.DataFrame | 
     f2 = "HAN's aggregation time grows with the number and the length of metapaths"
     if han is not None and not han.empty:
         d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(
-            ["framework", "sweep", "num_metapaths", "metapath_length", "step"])["seconds"].sum().groupby(
-            ["framework", "sweep", "num_metapaths", "metapath_length"]).median().reset_index()
+            ["dataset", "framework", "sweep", "num_metapaths", "metapath_length", "step"])["seconds"].sum().groupby(
+            ["dataset", "framework", "sweep", "num_metapaths", "metapath_length"]).median().reset_index()
         ev, ok = [], []
-        for (fw, sweep), g in d.groupby(["framework", "sweep"]):
+        for (ds, fw, sweep), g in d.groupby(["dataset", "framework", "sweep"]):
             x = "num_metapaths" if sweep == "count" else "metapath_length"
             g = g.sort_values(x)
+            if len(g) < 2:
+                ev.append(f"{ds} {fw} {sweep}: one point only (larger metapaths over the edge cap)")
+                continue
             inc = bool(np.all(np.diff(g["seconds"].to_numpy()) > 0))
             ok.append(inc)
-            ev.append(f"{fw} {sweep}: " + " → ".join(f"{v * 1e3:.1f}" for v in g["seconds"]) + " ms")
-        verdict = "reproduced" if all(ok) else ("partly" if any(ok) else "not reproduced")
+            ev.append(f"{ds} {fw} {sweep} {'/'.join(str(v) for v in g[x])}: "
+                      + " → ".join(f"{v * 1e3:.1f}" for v in g["seconds"]) + " ms")
+        verdict = ("not measured" if not ok else "reproduced" if all(ok) else "partly" if any(ok)
+                   else "not reproduced")
         add(f2, verdict, "; ".join(ev))
     else:
         add(f2, "not measured", "HAN metapath sweep not run")
@@ -1075,12 +1151,13 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     elif name == "kernel_classes":
         configs, measure = _configs(params), per_config(measure_kernel_classes)
     elif name == "overhead":
-        configs, measure = _configs(params), per_config(measure_overhead, rounds=rounds, min_run_time=mrt)
+        configs = _configs(params, datasets=params.benchmark_datasets)
+        measure = per_config(measure_overhead, rounds=rounds, min_run_time=mrt)
     elif name == "reference":
-        configs, measure = _configs(params), per_config(measure_reference, rounds=rounds, min_run_time=mrt)
+        configs = _configs(params, datasets=params.benchmark_datasets)
+        measure = per_config(measure_reference, rounds=rounds, min_run_time=mrt)
     elif name == "han_metapaths":
-        ds = params.han_sweep_dataset if params.han_sweep_dataset in params.datasets else params.datasets[0]
-        configs = _configs(params, models=["han"], datasets=[ds])
+        configs = _configs(params, models=["han"], datasets=params.han_sweep_datasets)
         measure = lambda c: measure_han_metapaths(c["framework"], c["dataset"], graphs[c["dataset"]], params, device)  # noqa: E731
     elif name == "minibatch":
         configs = _configs(params, frameworks=[f for f in params.frameworks if minibatch_available(f)[0]])
@@ -1093,7 +1170,7 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
         measure = lambda c: measure_data_parallel(c["model"], c["framework"], c["dataset"], c["world_size"],  # noqa: E731
                                                   params, device, timeout_s=params.ddp_timeout_s)
     elif name == "accuracy":
-        configs, measure = _configs(params), per_config(measure_accuracy)
+        configs, measure = _configs(params, datasets=params.accuracy_datasets), per_config(measure_accuracy)
     else:
         raise ValueError(f"unknown measurement {name!r} of {NOTEBOOK}")
     table = ResultTable(NOTEBOOK, name, cfg, params.model_dump())

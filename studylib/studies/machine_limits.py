@@ -1,0 +1,574 @@
+"""Measurements of notebook ``00-hardware``: this machine's limits, measured.
+
+* Memory bandwidth with STREAM's four kernels (McCalpin, *Memory Bandwidth and Machine Balance in
+  Current High Performance Computers*, IEEE TCCA Newsletter 1995; https://www.cs.virginia.edu/stream/)
+  written with torch ops on arrays well beyond the last-level cache, bytes counted as STREAM counts
+  them (no write-allocate traffic):
+
+  =====  ==================================  =======================
+  copy   ``b.copy_(a)``                      2 words per element
+  scale  ``torch.mul(a, s, out=b)``          2 words per element
+  add    ``torch.add(a, b, out=c)``          3 words per element
+  triad  ``torch.add(b, c, alpha=s, out=a)`` 3 words per element
+  =====  ==================================  =======================
+
+  plus a read-only kernel (``a.sum()``, 1 word) and a write-only kernel (``b.fill_(s)``, 1 word),
+  the like-for-like counterparts of ``sysbench memory --memory-oper=read|write``.
+* GEMM throughput: ``torch.mm`` of square ``n x n`` matrices, ``2 n^3`` FLOP per call, fp32 (and
+  fp16/bf16 on GPUs).
+* Host/device copy bandwidth on GPUs (pinned and pageable host memory, both directions).
+
+Every timing goes through :func:`studylib.timing.benchmark` (``torch.utils.benchmark``,
+explicit thread count, warm-up, raw blocks kept). The derived ``limits`` table is what the other
+notebooks read through :func:`machine_limits` to draw rooflines and %-of-peak figures.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from studylib import hardware, timing
+
+NOTEBOOK = "00-hardware"
+
+#: STREAM kernels: name -> words moved per element (STREAM's byte counting).
+STREAM_WORDS = {"copy": 2, "scale": 2, "add": 3, "triad": 3}
+#: Extra single-direction kernels for the comparison with ``sysbench memory``.
+EXTRA_WORDS = {"read": 1, "write": 1}
+KERNELS = (*STREAM_WORDS, *EXTRA_WORDS)
+#: The scalar of STREAM's scale and triad kernels.
+STREAM_SCALAR = 3.0
+#: Minimum bytes per STREAM array.
+MIN_ARRAY_BYTES = 128 * 2**20
+#: Accepted gap between this notebook's bandwidth and the standard tool's (the issue's 20%).
+REFERENCE_TOLERANCE = 0.20
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """``"float32"`` -> ``torch.float32`` (also float16, bfloat16, float64); ``ValueError`` otherwise."""
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; choose one of {sorted(_DTYPES)}") from None
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache (``/sys/devices/system/cpu/cpu0/cache/index*/size``), in bytes,
+    or ``None`` when the kernel does not expose it."""
+    from pathlib import Path
+
+    sizes = []
+    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (d / "size").read_text().strip()
+        except OSError:
+            continue
+        m = re.fullmatch(r"(\d+)([KMG]?)", text)
+        if m:
+            sizes.append(int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)])
+    return max(sizes) if sizes else None
+
+
+def stream_array_bytes(requested_mib: float = 0.0, device: torch.device | str = "cpu") -> int:
+    """Bytes per STREAM array: ``requested_mib`` MiB when > 0, else STREAM's rule (each array at
+    least 4x the last-level cache) with at least 128 MiB; on a GPU at least 4x its L2 cache (taken as
+    the CPU rule when the L2 size is not known) and 512 MiB."""
+    if requested_mib > 0:
+        return int(requested_mib * 2**20)
+    device = torch.device(device)
+    if device.type == "cuda":
+        l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0
+        return max(512 * 2**20, 4 * l2)
+    llc = last_level_cache_bytes() or 0
+    return max(MIN_ARRAY_BYTES, 4 * llc)
+
+
+def resolve_threads(thread_counts: list[int]) -> list[int]:
+    """Map thread counts (0 = every core available to this process) to distinct positive counts,
+    in the given order."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    out = []
+    for t in thread_counts:
+        t = cores if t == 0 else t
+        if t not in out:
+            out.append(t)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+
+def stream_kernels(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, scalar: float = STREAM_SCALAR) -> dict:
+    """The STREAM kernels (plus read and write) on three equal arrays: name -> (zero-argument
+    callable, words moved per element)."""
+    return {
+        "copy": (lambda: b.copy_(a), STREAM_WORDS["copy"]),
+        "scale": (lambda: torch.mul(a, scalar, out=b), STREAM_WORDS["scale"]),
+        "add": (lambda: torch.add(a, b, out=c), STREAM_WORDS["add"]),
+        "triad": (lambda: torch.add(b, c, alpha=scalar, out=a), STREAM_WORDS["triad"]),
+        "read": (lambda: a.sum(), EXTRA_WORDS["read"]),
+        "write": (lambda: b.fill_(scalar), EXTRA_WORDS["write"]),
+    }
+
+
+def measure_bandwidth(array_bytes: int, threads: int, *, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float32, kernels=KERNELS, rounds: int = 3,
+                      min_run_time: float = 0.3) -> list[dict]:
+    """STREAM-style bandwidth of each kernel with ``threads`` CPU threads.
+
+    The kernels alternate for ``rounds`` rounds; each round is one ``blocked_autorange`` of
+    ``min_run_time`` seconds per kernel. Returns one row per timed block: ``kernel``, ``threads``,
+    ``array_bytes`` (per array), ``dtype``, ``round``, ``block``, ``seconds`` (per call),
+    ``bytes`` (moved per call, STREAM counting), ``bytes_per_s``. Raises ``MemoryError`` when the
+    three arrays cannot be allocated.
+    """
+    device = torch.device(device)
+    n = max(1, array_bytes // torch.empty((), dtype=dtype).element_size())
+    a = torch.full((n,), 1.0, dtype=dtype, device=device)
+    b = torch.full((n,), 2.0, dtype=dtype, device=device)
+    c = torch.zeros(n, dtype=dtype, device=device)
+    w = a.element_size()
+    ks = stream_kernels(a, b, c)
+    unknown = [k for k in kernels if k not in ks]
+    if unknown:
+        raise ValueError(f"unknown STREAM kernel(s) {unknown}; known: {list(ks)}")
+    rows = []
+    for r in range(rounds):
+        order = list(kernels) if r % 2 == 0 else list(reversed(kernels))
+        for k in order:
+            fn, words = ks[k]
+            res = timing.benchmark(fn, num_threads=threads, min_run_time=min_run_time, device=device,
+                                   warmup=1, check_inputs=(r == 0), measure_memory=False)
+            for i, t in enumerate(res["times"]):
+                moved = words * n * w
+                rows.append({"kernel": k, "threads": threads, "array_bytes": n * w, "dtype": str(dtype).split(".")[-1],
+                             "round": r, "block": i, "seconds": t, "bytes": moved, "bytes_per_s": moved / t,
+                             "number_per_run": res["number_per_run"]})
+    return rows
+
+
+def measure_gemm(n: int, dtype: torch.dtype, threads: int, *, device: torch.device | str = "cpu",
+                 rounds: int = 3, min_run_time: float = 0.3, seed: int = 0) -> list[dict]:
+    """Throughput of ``torch.mm(a, b, out=c)`` for square ``n x n`` matrices (``2 n^3`` FLOP per
+    call). Rows per timed block: ``n``, ``dtype``, ``threads``, ``round``, ``block``, ``seconds``,
+    ``flops``, ``flops_per_s``."""
+    device = torch.device(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    a = torch.rand((n, n), generator=g, device=device).to(dtype)
+    b = torch.rand((n, n), generator=g, device=device).to(dtype)
+    c = torch.empty((n, n), dtype=dtype, device=device)
+    flops = 2.0 * n**3
+    rows = []
+    for r in range(rounds):
+        res = timing.benchmark(lambda: torch.mm(a, b, out=c), num_threads=threads, min_run_time=min_run_time,
+                               device=device, warmup=1, check_inputs=(r == 0), measure_memory=False)
+        for i, t in enumerate(res["times"]):
+            rows.append({"n": n, "dtype": str(dtype).split(".")[-1], "threads": threads, "round": r, "block": i,
+                         "seconds": t, "flops": flops, "flops_per_s": flops / t, "number_per_run": res["number_per_run"]})
+    return rows
+
+
+def measure_transfer(nbytes: int, *, device: torch.device | str = "cuda", rounds: int = 3,
+                     min_run_time: float = 0.3) -> list[dict]:
+    """Host-to-device and device-to-host copy bandwidth (``Tensor.copy_``) of ``nbytes``, from
+    pinned and from pageable host memory. Rows per timed block: ``direction`` (``h2d``/``d2h``),
+    ``pinned``, ``bytes``, ``round``, ``block``, ``seconds``, ``bytes_per_s``. Raises
+    ``RuntimeError`` on a device without CUDA."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise RuntimeError("host/device transfer bandwidth needs a CUDA device")
+    n = nbytes // 4
+    dev = torch.ones(n, device=device)
+    rows = []
+    for pinned in (True, False):
+        host = torch.ones(n, pin_memory=pinned)
+        for direction, fn in (("h2d", lambda: dev.copy_(host)), ("d2h", lambda: host.copy_(dev))):
+            for r in range(rounds):
+                res = timing.benchmark(fn, num_threads=1, min_run_time=min_run_time, device=device, warmup=1,
+                                       check_inputs=(r == 0), measure_memory=False)
+                for i, t in enumerate(res["times"]):
+                    rows.append({"direction": direction, "pinned": pinned, "bytes": n * 4, "round": r, "block": i,
+                                 "seconds": t, "bytes_per_s": n * 4 / t})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# The standard tool: sysbench memory
+# --------------------------------------------------------------------------------------------
+
+def sysbench_path() -> str | None:
+    """Path of the ``sysbench`` executable (Debian package ``sysbench``), or ``None``."""
+    return shutil.which("sysbench")
+
+
+_SYSBENCH_RATE = re.compile(r"transferred \(([\d.]+) MiB/sec\)")
+
+
+def parse_sysbench(output: str) -> float:
+    """Bytes per second from ``sysbench memory run`` output (its ``(... MiB/sec)``, MiB = 2**20 B).
+    Raises ``ValueError`` when the rate is missing."""
+    m = _SYSBENCH_RATE.search(output)
+    if not m:
+        raise ValueError("no 'transferred (... MiB/sec)' line in sysbench output")
+    return float(m.group(1)) * 2**20
+
+
+def run_sysbench(oper: str, threads: int, block_bytes: int, *, total_bytes: int = 32 * 2**30,
+                 time_limit_s: int = 10) -> dict:
+    """One run of ``sysbench memory`` (sequential access, ``oper`` = ``read`` or ``write``, each
+    thread streaming over a ``block_bytes`` buffer). Returns ``{"tool", "oper", "threads",
+    "block_bytes", "bytes_per_s", "command"}``. Raises ``FileNotFoundError`` without sysbench and
+    ``RuntimeError`` when it fails."""
+    exe = sysbench_path()
+    if exe is None:
+        raise FileNotFoundError("sysbench is not installed (Debian: apt-get install sysbench)")
+    if oper not in ("read", "write"):
+        raise ValueError(f"oper must be 'read' or 'write' (got {oper!r})")
+    cmd = [exe, "memory", f"--threads={threads}", f"--memory-block-size={block_bytes // 2**20}M",
+           f"--memory-total-size={total_bytes // 2**20}M", f"--memory-oper={oper}", "--memory-access-mode=seq",
+           f"--time={time_limit_s}", "run"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit_s + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[:300]}")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    return {"tool": version or "sysbench", "oper": oper, "threads": threads, "block_bytes": block_bytes,
+            "bytes_per_s": parse_sysbench(proc.stdout), "command": " ".join(cmd[1:])}
+
+
+def measure_sysbench(threads_list: list[int], block_bytes: int, repeats: int = 3,
+                     total_bytes: int = 32 * 2**30) -> list[dict]:
+    """``repeats`` alternated read and write runs of ``sysbench memory`` per thread count; one row
+    per run with its ``repeat`` number (see :func:`run_sysbench`)."""
+    rows = []
+    for rep in range(repeats):
+        for t in threads_list:
+            for oper in ("read", "write"):
+                rows.append({**run_sysbench(oper, t, block_bytes, total_bytes=total_bytes), "repeat": rep})
+    return rows
+
+
+def compare_with_reference(bandwidth: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
+    """Like-for-like comparison of this notebook's read/write kernels with ``sysbench memory``
+    read/write, per thread count: median GB/s of each (1 GB = 1e9 B), ``ratio`` = torch / sysbench,
+    and ``within_tolerance`` (|ratio - 1| <= :data:`REFERENCE_TOLERANCE`). Also the best STREAM
+    kernel against sysbench read, for information. Empty when no reference was measured."""
+    if reference is None or reference.empty:
+        return pd.DataFrame()
+    bw = bandwidth.groupby(["kernel", "threads"])["bytes_per_s"].median()
+    ref = reference.groupby(["oper", "threads"])["bytes_per_s"].median()
+    rows = []
+    for (oper, t), v in ref.items():
+        pairs = [(oper, oper)]
+        if oper == "read":
+            best = bw.xs(t, level="threads").reindex(list(STREAM_WORDS)).dropna() if t in bw.index.get_level_values(1) else None
+            if best is not None and not best.empty:
+                pairs.append((f"STREAM best ({best.idxmax()})", best.idxmax()))
+        for label, kernel in pairs:
+            if (kernel, t) not in bw.index:
+                continue
+            ours = float(bw[(kernel, t)])
+            rows.append({"threads": t, "torch_kernel": label, "sysbench_oper": oper, "torch_gb_s": ours / 1e9,
+                         "sysbench_gb_s": float(v) / 1e9, "ratio": ours / float(v),
+                         "within_tolerance": abs(ours / float(v) - 1) <= REFERENCE_TOLERANCE,
+                         "like_for_like": label == oper})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Limits: the summary table other notebooks read
+# --------------------------------------------------------------------------------------------
+
+def summarize_limits(bandwidth: pd.DataFrame | None, gemm: pd.DataFrame | None,
+                     transfer: pd.DataFrame | None, device: str) -> list[dict]:
+    """The machine's limits from the raw tables, one row per (limit, threads):
+
+    * ``memory_bandwidth`` -- the highest per-kernel median over the four STREAM kernels (B/s);
+      ``detail`` names the kernel; also ``stream_<kernel>`` per kernel;
+    * ``gemm_<dtype>`` -- the highest per-size median FLOP/s of ``torch.mm`` (``detail``: n);
+    * ``h2d_pinned``, ``d2h_pinned``, ``h2d_pageable``, ``d2h_pageable`` -- median B/s (GPU only).
+
+    Each row: ``limit``, ``threads``, ``value``, ``unit``, ``q1``, ``q3``, ``n``, ``detail``,
+    ``device``. Medians and quartiles are over raw blocks.
+    """
+    rows = []
+
+    def add(limit, threads, samples, unit, detail):
+        s = timing.summarize(samples)
+        rows.append({"limit": limit, "threads": int(threads), "value": s["median"], "unit": unit, "q1": s["q1"],
+                     "q3": s["q3"], "n": s["n"], "detail": str(detail), "device": device})
+
+    if bandwidth is not None and not bandwidth.empty:
+        for t, g in bandwidth.groupby("threads"):
+            med = g.groupby("kernel")["bytes_per_s"].median()
+            for k in med.index:
+                add(f"stream_{k}", t, g[g["kernel"] == k]["bytes_per_s"], "B/s", f"{k}, {g['array_bytes'].iloc[0]} B arrays")
+            stream = med.reindex(list(STREAM_WORDS)).dropna()
+            if not stream.empty:
+                k = stream.idxmax()
+                add("memory_bandwidth", t, g[g["kernel"] == k]["bytes_per_s"], "B/s", k)
+    if gemm is not None and not gemm.empty:
+        for (t, dt), g in gemm.groupby(["threads", "dtype"]):
+            med = g.groupby("n")["flops_per_s"].median()
+            n = med.idxmax()
+            add(f"gemm_{dt}", t, g[g["n"] == n]["flops_per_s"], "FLOP/s", f"n={n}")
+    if transfer is not None and not transfer.empty:
+        for (d, p), g in transfer.groupby(["direction", "pinned"]):
+            add(f"{d}_{'pinned' if p else 'pageable'}", 1, g["bytes_per_s"], "B/s", f"{g['bytes'].iloc[0]} B")
+    return rows
+
+
+@dataclass
+class MachineLimits:
+    """Peaks of one device at one thread count, as measured by ``00-hardware``.
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda"``.
+        threads: CPU threads of the measurement.
+        memory_bandwidth: best STREAM kernel median, bytes/s (``bandwidth_kernel`` names it).
+        gemm_flops: dtype name -> best median ``torch.mm`` FLOP/s.
+        transfer: ``h2d_pinned`` ... -> bytes/s (GPU only).
+        run_id: run of ``00-hardware`` that measured them; note: how they were chosen.
+    """
+
+    device: str
+    threads: int
+    memory_bandwidth: float | None
+    bandwidth_kernel: str | None
+    gemm_flops: dict[str, float] = field(default_factory=dict)
+    transfer: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    note: str = ""
+
+    def peak_flops(self, dtype: str = "float32") -> float | None:
+        """Peak GEMM FLOP/s for ``dtype`` (falls back to float32), or None."""
+        return self.gemm_flops.get(dtype) or self.gemm_flops.get("float32")
+
+    def attainable_flops(self, intensity, dtype: str = "float32"):
+        """Roofline bound ``min(peak FLOP/s, intensity * bandwidth)`` (Williams, Waterman,
+        Patterson, CACM 2009, Eq. 1) for arithmetic intensity in FLOP/byte (scalar or array)."""
+        return np.minimum(self.peak_flops(dtype) or np.inf, np.asarray(intensity) * (self.memory_bandwidth or np.inf))
+
+
+def machine_limits(device: str = "cpu", num_threads: int | None = None, *, quiet: bool = False) -> MachineLimits | None:
+    """The limits ``00-hardware`` measured on this machine for ``device``, read from
+    ``results/00-hardware/limits.parquet``.
+
+    ``num_threads``: the thread count to match (default: the highest measured); when it was not
+    measured, the closest measured count is used and :attr:`MachineLimits.note` says so. Returns
+    ``None`` (with a warning naming the command to run, unless ``quiet``) when the table is absent
+    or holds nothing for ``device``.
+    """
+    from studylib import results
+
+    df = results.read_table(NOTEBOOK, "limits")
+    if df is None or df.empty or "device" not in df or (df["device"] == device).sum() == 0:
+        if not quiet:
+            warnings.warn(f"no machine limits for device {device!r}: results/{NOTEBOOK}/limits.parquet is missing or "
+                          f"has no {device} rows; run `python -m studylib run {NOTEBOOK} --profile small` first. "
+                          f"Figures are drawn without peaks.", stacklevel=2)
+        return None
+    df = df[(df["device"] == device) & (df.get("status", "ok") == "ok")] if "status" in df else df[df["device"] == device]
+    latest = df["run_id"].astype(str).max() if "run_id" in df else None
+    if latest is not None:
+        df = df[df["run_id"].astype(str) == latest]
+    measured = sorted(df["threads"].unique())
+    note = ""
+    if num_threads is None:
+        threads = max(measured)
+    elif num_threads in measured:
+        threads = num_threads
+    else:
+        threads = min(measured, key=lambda t: (abs(t - num_threads), -t))
+        note = f"limits measured with {threads} threads (none with {num_threads})"
+    d = df[df["threads"] == threads].set_index("limit")
+    bw = d.loc["memory_bandwidth"] if "memory_bandwidth" in d.index else None
+    gemm = {k[5:]: float(v) for k, v in d["value"].items() if k.startswith("gemm_")}
+    xfer = {k: float(v) for k, v in df.set_index("limit")["value"].items() if k.startswith(("h2d", "d2h"))}
+    return MachineLimits(device=device, threads=int(threads), memory_bandwidth=float(bw["value"]) if bw is not None else None,
+                         bandwidth_kernel=str(bw["detail"]) if bw is not None else None, gemm_flops=gemm, transfer=xfer,
+                         run_id=latest, note=note)
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+def run_measurement(name: str, params, device: torch.device) -> pd.DataFrame:
+    """Run (or resume) one measurement of ``00-hardware`` into ``results/00-hardware/<name>`` and
+    return the table: ``bandwidth``, ``gemm``, ``transfer`` (GPU only; empty on CPU) or
+    ``sysbench`` (empty when sysbench is not installed or ``params.sysbench`` is off). ``ValueError``
+    for an unknown name."""
+    from studylib.results import ResultTable
+
+    threads = resolve_threads(params.thread_counts)
+    if name == "bandwidth":
+        nbytes = stream_array_bytes(params.stream_array_mib, device)
+        configs = [{"threads": t, "array_bytes": nbytes, "dtype": "float32"} for t in threads]
+        cols = ["threads", "array_bytes", "dtype"]
+
+        def measure(c):
+            return measure_bandwidth(c["array_bytes"], c["threads"], device=device, rounds=params.rounds,
+                                     min_run_time=params.min_run_time)
+    elif name == "gemm":
+        dtypes = [d for d in params.gemm_dtypes if d == "float32" or device.type == "cuda" or params.cpu_low_precision]
+        configs = [{"threads": t, "n": n, "dtype": d} for t in threads for d in dtypes for n in params.gemm_sizes]
+        cols = ["threads", "n", "dtype"]
+
+        def measure(c):
+            return measure_gemm(c["n"], dtype_of(c["dtype"]), c["threads"], device=device, rounds=params.rounds,
+                                min_run_time=params.min_run_time, seed=params.seed)
+    elif name == "transfer":
+        if device.type != "cuda":
+            return pd.DataFrame()
+        configs = [{"bytes": int(params.transfer_mib * 2**20)}]
+        cols = ["bytes"]
+
+        def measure(c):
+            return measure_transfer(c["bytes"], device=device, rounds=params.rounds, min_run_time=params.min_run_time)
+    elif name == "sysbench":
+        if not params.sysbench or sysbench_path() is None:
+            return pd.DataFrame()
+        block = stream_array_bytes(params.stream_array_mib, "cpu")
+        configs = [{"threads": t, "block_bytes": block} for t in threads]
+        cols = ["threads", "block_bytes"]
+
+        def measure(c):
+            return measure_sysbench([c["threads"]], c["block_bytes"], repeats=params.sysbench_repeats,
+                                    total_bytes=int(params.sysbench_total_gib * 2**30))
+    else:
+        raise ValueError(f"unknown measurement {name!r} of {NOTEBOOK}")
+    table = ResultTable(NOTEBOOK, name, cols, params.model_dump())
+    return table.sweep(configs, lambda c: [{**r, "device": device.type} for r in measure(c)], desc=name,
+                       oom_metric_columns=["seconds"])
+
+
+def write_limits(params, device: torch.device, bandwidth, gemm, transfer) -> pd.DataFrame:
+    """Derive the limits (:func:`summarize_limits`) from the raw tables of this run and write them to
+    ``results/00-hardware/limits`` (replacing the limits of an earlier run with other parameters)."""
+    from studylib.results import ResultTable
+
+    def ok(df):
+        return df[df["status"] == "ok"] if df is not None and not df.empty and "status" in df else df
+
+    rows = summarize_limits(ok(bandwidth), ok(gemm), ok(transfer), device.type)
+    table = ResultTable(NOTEBOOK, "limits", ["device", "limit", "threads"], params.model_dump())
+    table._frame = table._frame.iloc[0:0]  # limits are derived: always rewritten from this run's raw tables
+    table.add(rows)
+    return table.frame()
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def plot_bandwidth(bandwidth: pd.DataFrame, reference: pd.DataFrame | None = None):
+    """Bars: median GB/s (1e9 B/s) of each kernel per thread count, IQR whiskers over raw blocks;
+    dashed lines: ``sysbench memory`` read and write medians for the same thread count."""
+    import matplotlib.pyplot as plt
+
+    threads = sorted(bandwidth["threads"].unique())
+    kernels = [k for k in KERNELS if k in set(bandwidth["kernel"])]
+    fig, axes = plt.subplots(1, len(threads), figsize=(4.2 * len(threads), 3.4), sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], threads):
+        g = bandwidth[bandwidth["threads"] == t]
+        q = g.groupby("kernel")["bytes_per_s"].quantile([0.25, 0.5, 0.75]).unstack().reindex(kernels) / 1e9
+        colors = ["#1f77b4" if k in STREAM_WORDS else "#7f7f7f" for k in kernels]
+        ax.bar(kernels, q[0.5], color=colors, yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], capsize=3)
+        for x, v in enumerate(q[0.5]):
+            ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+        if reference is not None and not reference.empty:
+            r = reference[reference["threads"] == t].groupby("oper")["bytes_per_s"].median() / 1e9
+            for oper, style in (("read", "--"), ("write", ":")):
+                if oper in r:
+                    ax.axhline(r[oper], color="#d62728", ls=style, lw=1, label=f"sysbench {oper} {r[oper]:.1f}")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''}, {g['array_bytes'].iloc[0] / 2**20:.0f} MiB arrays")
+        ax.set_ylabel("bandwidth (GB/s, STREAM byte counting)")
+    fig.suptitle("Memory bandwidth: STREAM kernels (blue) and read/write kernels (grey) in torch")
+    return fig
+
+
+def plot_gemm(gemm: pd.DataFrame):
+    """Median GFLOP/s of ``torch.mm`` vs matrix size, one line per dtype and thread count, IQR band."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for (dt, t), g in gemm.groupby(["dtype", "threads"]):
+        q = g.groupby("n")["flops_per_s"].quantile([0.25, 0.5, 0.75]).unstack() / 1e9
+        ax.plot(q.index, q[0.5], marker="o", label=f"{dt}, {t} thr")
+        ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n (square n x n matrices)")
+    ax.set_ylabel("GFLOP/s (2 n^3 per call)")
+    ax.legend(fontsize=7)
+    fig.suptitle("GEMM throughput (torch.mm)")
+    return fig
+
+
+def plot_transfer(transfer: pd.DataFrame):
+    """Median GB/s of host-to-device and device-to-host copies, pinned vs pageable."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    q = transfer.groupby(["direction", "pinned"])["bytes_per_s"].median().unstack() / 1e9
+    q.plot.bar(ax=ax, rot=0)
+    ax.set_ylabel("GB/s")
+    ax.legend(title="pinned host memory", fontsize=7)
+    fig.suptitle("Host/device copy bandwidth")
+    return fig
+
+
+def plot_roofline(limits: MachineLimits):
+    """The machine's roofline: attainable FLOP/s vs arithmetic intensity (FLOP/byte) for each
+    measured GEMM dtype, with the ridge points marked (Williams et al., CACM 2009)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ai = np.logspace(-3, 3, 200)
+    for dt, peak in sorted(limits.gemm_flops.items()):
+        y = limits.attainable_flops(ai, dt)
+        ax.plot(ai, y / 1e9, label=f"{dt}: {peak / 1e9:.0f} GFLOP/s")
+        if limits.memory_bandwidth:
+            ridge = peak / limits.memory_bandwidth
+            ax.axvline(ridge, color="0.7", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
+    ax.set_ylabel("attainable GFLOP/s")
+    bw = (limits.memory_bandwidth or float("nan")) / 1e9
+    ax.set_title(f"{limits.device}, {limits.threads} threads, memory {bw:.1f} GB/s ({limits.bandwidth_kernel})",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+    fig.suptitle("Roofline of this machine (measured peaks)")
+    return fig
+
+
+def describe_machine() -> pd.DataFrame:
+    """The hardware probe (:func:`studylib.hardware.probe`) as a two-column table for display."""
+    info = hardware.probe()
+    rows = []
+    for k, v in info.items():
+        if k == "versions":
+            v = ", ".join(f"{a} {b}" for a, b in v.items() if b)
+        elif k == "gpus":
+            v = "; ".join(f"{g['name']} ({g['memory_bytes'] / 2**30:.0f} GiB, cc {g['capability']}, driver "
+                          f"{g['driver']})" for g in v) or "none"
+        elif k.endswith("_bytes"):
+            v = f"{v / 2**30:.1f} GiB"
+        rows.append({"property": k, "value": str(v)})
+    llc = last_level_cache_bytes()
+    rows.append({"property": "last_level_cache", "value": f"{llc / 2**20:.0f} MiB" if llc else "unknown"})
+    return pd.DataFrame(rows)

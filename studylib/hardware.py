@@ -123,20 +123,13 @@ def _gpus() -> list[dict]:
 
 
 def dgl_has_cuda() -> bool:
-    """Whether the installed DGL build can place graphs on a GPU (the PyPI wheel cannot)."""
+    """Whether the installed DGL build can place graphs on a GPU (the PyPI wheel cannot): tries to
+    move a one-edge graph to CUDA."""
+    if not torch.cuda.is_available():
+        return False
     try:
         import dgl
 
-        return bool(dgl.backend.backend_name == "pytorch" and torch.cuda.is_available()
-                    and getattr(dgl, "_ffi", None) is not None and _dgl_cuda_probe())
-    except Exception:
-        return False
-
-
-def _dgl_cuda_probe() -> bool:
-    import dgl
-
-    try:
         dgl.graph(([0], [0])).to("cuda")
         return True
     except Exception:

@@ -361,6 +361,10 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
 # Microbenchmark harness (notebooks 00-hardware and 03-op-microbenchmarks)
 # --------------------------------------------------------------------------------------------
 
+#: More one-call blocks than this in one ``blocked_autorange`` means its block size was mis-estimated.
+MAX_SINGLE_CALL_BLOCKS = 100
+
+
 class InputsInTimedRegionError(ValueError):
     """The timed function builds (random) inputs inside the timed region; build them in ``setup``."""
 
@@ -428,9 +432,7 @@ def _reset_hwm() -> bool:
 
 def _trim_heap() -> None:
     import ctypes
-    import gc
 
-    gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -486,8 +488,11 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
         check_inputs: reject a ``fn`` that draws random numbers (see :func:`check_inputs_outside`).
         measure_memory: also measure the peak memory of one call (:func:`peak_memory_bytes`).
 
+    A ``blocked_autorange`` that timed more than :data:`MAX_SINGLE_CALL_BLOCKS` one-call blocks
+    (its block size was sized from a stalled first call) is repeated, at most twice.
+
     Returns ``{"times": [seconds per call of each block], "number_per_run": calls per block,
-    "num_threads", "device", "peak_memory_bytes"}`` plus :func:`summarize` of the times
+    "num_threads", "device", "peak_memory_bytes", "retries"}`` plus :func:`summarize` of the times
     (``median``, ``q1``, ``q3``, ``iqr``, ``n``, ``noisy``...). Raises
     :class:`InputsInTimedRegionError` (see above) and ``ValueError`` for bad arguments.
     """
@@ -519,9 +524,16 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
     timer = tb.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=num_threads)
     synchronize(device)
     m = timer.blocked_autorange(min_run_time=min_run_time)
+    retries = 0
+    while m.number_per_run == 1 and len(m.times) > MAX_SINGLE_CALL_BLOCKS and retries < 2:
+        # blocked_autorange sizes its blocks from its first calls; a stall there (a descheduled thread
+        # on a busy machine) makes it time hundreds of one-call blocks, each biased by the timer's own
+        # overhead. Measure again rather than keep a mis-sized measurement.
+        retries += 1
+        m = timer.blocked_autorange(min_run_time=min_run_time)
     times = list(m.times)
     while len(times) < min_blocks:
         times.extend(timer.timeit(m.number_per_run).times)
     synchronize(device)
     return {"times": times, "number_per_run": int(m.number_per_run), "num_threads": num_threads,
-            "device": device.type, "peak_memory_bytes": peak, **summarize(times)}
+            "device": device.type, "peak_memory_bytes": peak, "retries": retries, **summarize(times)}

@@ -51,3 +51,18 @@ def test_notebooks_are_stripped_and_have_one_parameters_cell():
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1 and cells[0] is tagged[0], nb.name
         assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), f"{nb.name} has outputs"
+
+
+def test_papermill_sees_every_declared_parameter():
+    """papermill must parse each line of a notebook's parameters cell (it cannot read lines whose
+    comment holds quotes or '='), and the cell must declare exactly the notebook's parameters."""
+    import papermill
+
+    from studylib import params
+
+    for nb, model in params.NOTEBOOK_PARAMS.items():
+        path = PROJECT_ROOT / "notebooks" / f"{nb}.ipynb"
+        if not path.is_file():
+            continue
+        inferred = set(papermill.inspect_notebook(str(path)))
+        assert inferred == set(model.model_fields), (nb, inferred ^ set(model.model_fields))

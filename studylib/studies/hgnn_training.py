@@ -1157,7 +1157,7 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
         configs = _configs(params, datasets=params.benchmark_datasets)
         measure = per_config(measure_reference, rounds=rounds, min_run_time=mrt)
     elif name == "han_metapaths":
-        configs = _configs(params, models=["han"], datasets=params.han_sweep_datasets)
+        configs = _configs(params, models=["han"], datasets=params.han_sweep_datasets or params.datasets[:1])
         measure = lambda c: measure_han_metapaths(c["framework"], c["dataset"], graphs[c["dataset"]], params, device)  # noqa: E731
     elif name == "minibatch":
         configs = _configs(params, frameworks=[f for f in params.frameworks if minibatch_available(f)[0]])

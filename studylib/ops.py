@@ -401,9 +401,8 @@ def build_inputs(op: str | Operation, size: int, sparsity: float, *, reduce_fact
     free = available if available is not None else available_memory_bytes(device)
     if need > max_memory_fraction * free:
         raise InputTooLargeError(
-            f"{op.name} at size {size:,} needs about {need / 2**30:.2f} GiB on {device.type}, but only "
-            f"{max_memory_fraction:.0%} of the {free / 2**30:.2f} GiB free may be used "
-            f"(max_memory_fraction={max_memory_fraction}); choose a smaller size")
+            f"{op.name} at size {size:,} needs about {need / 2**30:.2f} GiB on {device.type}, over "
+            f"{max_memory_fraction:.0%} of the {free / 2**30:.1f} GiB free; choose a smaller size")
     gen = make_generator(seed, device)
     rf = int(reduce_factor) if op.uses_reduce_factor else 1
     inp = op.build(n, s, rf, dtype, device, index_distribution, feature_dim, gen, heads)
@@ -473,6 +472,15 @@ def _sparse_matrix(size, s, dtype, device, gen):
     coo = a.to_sparse().coalesce()
     del a
     return n, coo, d
+
+
+def _csr(coo: torch.Tensor) -> torch.Tensor:
+    """``coo.to_sparse_csr()`` without torch's one-time "CSR support is in beta" warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        return coo.to_sparse_csr()
 
 
 def _fp_rows(size, rf, w, f, extra_per_row=0.0, out_factor=1.0):
@@ -673,15 +681,19 @@ _register(Operation(
 def _build_index_add(size, s, rf, dtype, device, dist, f, gen, heads):
     inp = _build_scatter(size, s, rf, dtype, device, dist, f, gen, heads)
     inp.op = "index_add"
-    inp.t["out"] = inp.t["src"].new_zeros((inp.t["dim_size"], f))
     return inp
+
+
+def _prepare_index_add(i):
+    # a fresh output per preparation: the timed call accumulates into it in place
+    return (i.t["src"].new_zeros((i.t["dim_size"], i.meta["features"])), i.t["index"], i.t["src"])
 
 
 _register(Operation(
     "index_add", "indexing", "Tensor.index_add_ of src [rows, F] into a preallocated [rows // rf, F] output, in place",
     _build_index_add, lambda n, rf, w, f: _fp_rows(n, rf, w, f), (
-        Impl("torch.index_add_", NATIVE, lambda i: i.t["out"].index_add_(0, i.t["index"], i.t["src"]),
-             backend="Tensor.index_add_ (in place, accumulates over calls)"),
+        Impl("torch.index_add_", NATIVE, lambda st: st[0].index_add_(0, st[1], st[2]), prepare=_prepare_index_add,
+             backend="Tensor.index_add_ (in place into a preallocated output, accumulating over calls)"),
     )))
 
 
@@ -764,7 +776,7 @@ def _build_spmm(size, s, rf, dtype, device, dist, f, gen, heads):
     nnz = coo._nnz()
     x = _values((n, f), dtype, device, gen)
     w = x.element_size()
-    return OpInputs("spmm", {"coo": coo, "csr": coo.to_sparse_csr(), "x": x}, numel=n * n, density=d,
+    return OpInputs("spmm", {"coo": coo, "csr": _csr(coo), "x": x}, numel=n * n, density=d,
                     bytes=nnz * (w + INDEX_BYTES) + (n + 1) * INDEX_BYTES + 2 * n * f * w,
                     flops=2.0 * nnz * f, meta={"n": n, "nnz": nnz, "features": f})
 
@@ -807,7 +819,7 @@ def _run_torch_sparse_matmul(state):
 
 _register(Operation(
     "spmm", "sparse", "sparse A [n, n] (density 1 - sparsity) @ dense X [n, F], n = isqrt(size)",
-    _build_spmm, lambda n, rf, w, f: n * (3 * w + 2 * (w + INDEX_BYTES)) + 3 * math.isqrt(n) * f * w + 2**20, (
+    _build_spmm, lambda n, rf, w, f: n * (2 * w + 1 + 3 * (w + 2 * INDEX_BYTES)) + 3 * math.isqrt(n) * f * w + 2**20, (
         Impl("pyg.EdgeIndex.matmul", PYG, _run_edge_index_spmm, prepare=_prepare_edge_index,
              backend="torch_geometric.EdgeIndex.matmul (torch_sparse on GPU when installed, else "
                      "torch.sparse.mm on CSR built from the cached row pointer)"),
@@ -830,7 +842,7 @@ def _build_spspmm(size, s, rf, dtype, device, dist, f, gen, heads):
     mults = float((colcnt * rowcnt).sum())  # A @ A: sum_k |col k of A| * |row k of A| (Gustavson)
     w = coo.values().element_size()
     exp_out = n * n * (1.0 - (1.0 - d * d) ** n)  # expected output nnz for i.i.d. sparsity
-    return OpInputs("spspmm", {"coo": coo, "csr": coo.to_sparse_csr()}, numel=n * n, density=d,
+    return OpInputs("spspmm", {"coo": coo, "csr": _csr(coo)}, numel=n * n, density=d,
                     bytes=2 * (nnz * (w + INDEX_BYTES) + (n + 1) * INDEX_BYTES) + exp_out * (w + INDEX_BYTES),
                     flops=2.0 * mults, meta={"n": n, "nnz": nnz, "expected_out_nnz": exp_out})
 
@@ -848,7 +860,7 @@ def _run_torch_sparse_spspmm(state):
 
 _register(Operation(
     "spspmm", "sparse", "sparse A [n, n] @ sparse A (the same matrix), n = isqrt(size / 16)",
-    _build_spspmm, lambda n, rf, w, f: n * (3 * w + 4 * (w + INDEX_BYTES)) * 2 + 2**20, (
+    _build_spspmm, lambda n, rf, w, f: n * (2 * w + 1 + 6 * (w + 2 * INDEX_BYTES)) + 2**20, (
         Impl("pyg.EdgeIndex.matmul", PYG, _run_edge_index_spspmm,
              prepare=_prepare_edge_index,
              backend="torch_geometric.EdgeIndex.matmul(EdgeIndex) -> torch.matmul on CSR"),
@@ -901,7 +913,7 @@ def _build_transpose(size, s, rf, dtype, device, dist, f, gen, heads):
     n, coo, d = _sparse_matrix(size, s, dtype, device, gen)
     nnz = coo._nnz()
     w = coo.values().element_size()
-    return OpInputs("transpose", {"coo": coo, "csr": coo.to_sparse_csr(), "index": coo.indices(),
+    return OpInputs("transpose", {"coo": coo, "csr": _csr(coo), "index": coo.indices(),
                                   "value": coo.values(), "n": n}, numel=n * n, density=d,
                     bytes=2 * nnz * (2 * INDEX_BYTES + w), flops=0.0, meta={"n": n, "nnz": nnz})
 
@@ -1084,25 +1096,35 @@ _register(Operation(
 # What actually ran
 # --------------------------------------------------------------------------------------------
 
-def detect_backend(run: Callable, state, top: int = 4) -> dict:
-    """Run ``run(state)`` once under ``torch.profiler`` and report what executed.
+def detect_backend(run: Callable, state, top: int = 6) -> dict:
+    """Run ``run(state)`` once under a ``TorchDispatchMode`` and report the operators that executed.
 
-    Returns ``{"kernels": "op1;op2;...", "torch_scatter": bool, "torch_sparse": bool,
-    "pyg_lib": bool}``: the ``top`` operator names by self time (ATen ``aten::`` names, or
-    ``torch_scatter::`` / ``torch_sparse::`` / ``pyg::`` names of the extensions' custom
-    operators), and whether an extension's operator ran.
+    Returns ``{"kernels": "aten::op1;aten::op2;...", "torch_scatter": bool, "torch_sparse": bool,
+    "pyg_lib": bool}``: the distinct dispatcher operators in order of first call (at most ``top``;
+    views and ``aten::empty``-style allocations left out), with ``torch_scatter::`` /
+    ``torch_sparse::`` / ``pyg::`` for the extensions' custom operators, and whether an extension's
+    operator ran. A dispatch mode sees every operator that reaches the dispatcher, including those
+    inside ``autograd.Function``s and tensor subclasses such as ``EdgeIndex``.
     """
-    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    acts = [ProfilerActivity.CPU]
-    with profile(activities=acts) as prof:
+    seen: list[str] = []
+
+    class _Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.name() if hasattr(func, "name") else str(func)
+            name = name.split(".")[0]
+            if name not in seen:
+                seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    with _Record():
         run(state)
-    totals: dict[str, float] = {}
-    for e in prof.events():
-        totals[e.name] = totals.get(e.name, 0.0) + float(e.self_cpu_time_total)
-    names = sorted(totals, key=totals.get, reverse=True)
-    ops = [n for n in names if "::" in n][:top]
-    return {"kernels": ";".join(ops),
-            "torch_scatter": any(n.startswith("torch_scatter::") for n in names),
-            "torch_sparse": any(n.startswith("torch_sparse::") for n in names),
-            "pyg_lib": any(n.startswith("pyg::") for n in names)}
+    skip = ("aten::view", "aten::empty", "aten::expand", "aten::t", "aten::transpose", "aten::as_strided",
+            "aten::detach", "aten::alias", "aten::_to_copy", "aten::lift_fresh", "aten::select", "aten::slice",
+            "aten::unsqueeze", "aten::_unsafe_view", "aten::reshape", "aten::permute", "aten::squeeze")
+    kept = [n for n in seen if not n.startswith(skip)]
+    return {"kernels": ";".join(kept[:top]),
+            "torch_scatter": any(n.startswith("torch_scatter::") for n in seen),
+            "torch_sparse": any(n.startswith("torch_sparse::") for n in seen),
+            "pyg_lib": any(n.startswith("pyg::") for n in seen)}

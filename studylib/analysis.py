@@ -35,7 +35,15 @@ Counting conventions (they are the constants of the model; change them here, now
 Kernels are split into **aggregation** (the graph-dependent, sparse part: gather, scatter, SpMM,
 SDDMM, edge softmax, GCN normalisation; the paper's Scatter/Aggregate kernels) and **update**
 (the per-vertex dense part: GEMMs, biases, activations, attention vectors; the paper's
-UpdateVertex), plus ``other`` (loss, optimizer).
+per-vertex update), plus ``other`` (loss, optimizer).
+
+Citations name the paper's tables by what they tabulate (its table of training schemes' work and
+depth, its table of GNN models' work and depth in local and global formulation, its table of
+communication volume and synchronisation per kernel) rather than by number, since the numbering
+of the arXiv versions and of the TPAMI article could not be checked against each other here; the
+models' own equations are cited by number from the
+models' papers (Kipf and Welling; Hamilton et al.; Xu et al.; Velickovic et al.; Schlichtkrull et
+al.; Wang et al.).
 
 Implementations (``framework``):
 
@@ -344,23 +352,27 @@ def expected_minibatch_shapes(in_degrees: Sequence[int] | np.ndarray, batch_size
     in-degree ``x`` contributes ``min(c, x)`` edges, so a layer with ``b`` destinations has
     ``b * mean_v min(c, deg(v))`` edges (destinations taken as uniform vertices, i.e. the measured
     degree distribution enters through that mean). Its sources are its destinations plus the
-    distinct sampled neighbours; the expected distinct count of ``e`` draws among the ``n - b``
-    other vertices is ``(n - b) (1 - exp(-e / (n - b)))`` (uniform draws; hubs repeat more often,
-    so this is an upper estimate on skewed graphs). Returns one :class:`LayerShape` per layer,
-    first layer first. Raises ``ValueError`` for empty ``fanouts`` or a non-positive batch size.
+    distinct new vertices among the ``e`` sampled neighbours. A sampled neighbour is the source of
+    a uniformly chosen edge, i.e. vertex ``v`` with probability ``p_v = deg(v) / m`` (exact for
+    symmetric graphs, where in- and out-degrees agree), so ``e`` draws hit
+    ``sum_v (1 - (1 - p_v)^e)`` distinct vertices, of which the fraction ``1 - b / n`` is taken as
+    new (draws independent of the destination set; hubs already among the destinations make this an
+    upper estimate). Returns one :class:`LayerShape` per layer, first layer first. Raises
+    ``ValueError`` for empty ``fanouts`` or a non-positive batch size.
     """
     deg = np.asarray(in_degrees, dtype=np.int64)
     n = int(deg.size)
     if batch_size < 1 or not fanouts:
         raise ValueError(f"batch_size must be >= 1 and fanouts non-empty (got {batch_size}, {list(fanouts)})")
+    m = float(deg.sum())
+    p = deg / m if m else np.zeros(n)
     shapes = []
     n_dst = min(int(batch_size), n)
     for c in reversed(list(fanouts)):
         per = float(np.minimum(deg, int(c)).mean()) if n else 0.0
         e = n_dst * per
-        rest = max(n - n_dst, 0)
-        distinct = rest * (1.0 - math.exp(-e / rest)) if rest else 0.0
-        n_src = int(round(min(n, n_dst + distinct)))
+        distinct = float((1.0 - np.power(1.0 - p, e)).sum()) if n else 0.0
+        n_src = int(round(min(n, n_dst + distinct * (1.0 - n_dst / n))))
         shapes.append(LayerShape(n_src, n_dst, int(round(e)), max(1, int(min(c, deg.max() if n else 1)))))
         n_dst = n_src
     shapes.reverse()

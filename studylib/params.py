@@ -337,6 +337,7 @@ class RecsysMemoryTiersParams(NotebookParams):
                                 description="graphs of the single vs distributed comparison: movielens-100k, "
                                             "gowalla, amazon-book, movielens-10m, synthetic-<preset>")
     synthetic_scale: float = Field(0.1, gt=0, description="size multiplier of synthetic-<preset> graphs")
+    download: bool = Field(False, description="allow downloading the paper datasets (gowalla, amazon-book, movielens-10m)")
     models: list[Literal["lightgcn", "ngcf"]] = Field(["lightgcn", "ngcf"], min_length=1, description="recommenders")
     layer_counts: list[int] = Field([1, 2, 3, 4], min_length=1, description="layer sweep (at base_dim)")
     dims: list[int] = Field([32, 64, 128], min_length=1, description="embedding-size sweep (at base_layers)")
@@ -365,7 +366,7 @@ class RecsysMemoryTiersParams(NotebookParams):
     cache_fraction: float = Field(0.25, gt=0, le=1, description="share of the tier files the cgroup leaves to the page cache")
     hot_fraction: float = Field(0.2, gt=0, lt=1, description="share of rows (highest degree) kept in DRAM by hot_cold")
     tier_advice: Literal["random", "normal"] = Field("random", description="madvise of tier mappings (readahead off or on)")
-    cgroup_margin_mib: float = Field(1.0, ge=0, description="MiB of the cgroup limit beyond the page-cache share")
+    cgroup_margin_mib: float = Field(2.0, ge=0, description="MiB of the cgroup limit beyond the page-cache share")
     heap_reserve_mib: float = Field(256.0, ge=0, description="MiB of heap touched before joining the cgroup (reused, not charged)")
     bandwidth_mib: float = Field(16.0, gt=0, description="MiB per array of the tier bandwidth kernels")
     bandwidth_rounds: int = Field(2, gt=0, description="alternated rounds of the tier bandwidth kernels")

@@ -145,28 +145,59 @@ def build_training(model_name: str, framework: str, graph: HomogeneousGraph, hid
     return model, step
 
 
-def time_steps(step, threads: int, warmup: int, repeat: int) -> list[float]:
-    """Seconds of ``repeat`` single training steps after ``warmup`` untimed ones, each read by
-    ``torch.utils.benchmark.Timer(num_threads=threads).timeit(1)`` (which synchronises CUDA
-    before reading its clock). Returns the raw samples."""
+def time_steps(step, threads: int, warmup: int, repeat: int, device: torch.device | str = "cpu",
+               min_run_time: float = 0.05) -> tuple[list[float], int]:
+    """Seconds per training step: ``torch.utils.benchmark.Timer(num_threads=threads)
+    .blocked_autorange`` (which synchronises CUDA around its clock reads) after ``max(1, warmup)``
+    untimed steps.
+
+    One more step after the warm-up (run with ``threads`` threads, synchronised) estimates the step
+    time ``t``; ``blocked_autorange`` then runs for ``max(min_run_time, repeat * t)`` seconds, so that
+    it returns about ``repeat`` blocks, and is called again while fewer than ``repeat`` came back.
+    A block holds ``number_per_run`` steps (1 for steps much longer than the timer's own overhead,
+    more for sub-millisecond steps); its mean is one raw sample. Returns ``(samples,
+    number_per_run)``.
+    """
+    import time
+
     from torch.utils import benchmark
 
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(max(1, warmup)):
+            step()
+        timing.synchronize(device)
+        t0 = time.perf_counter()
+        step()  # one more untimed step, read only to size the measurement below
+        timing.synchronize(device)
+        est = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(previous)
     timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-    if warmup:
-        timer.timeit(warmup)
-    return [float(timer.timeit(1).times[0]) for _ in range(repeat)]
+    samples: list[float] = []
+    per_run = 1
+    for _ in range(5):
+        missing = repeat - len(samples)
+        if missing <= 0:
+            break
+        m = timer.blocked_autorange(min_run_time=max(min_run_time, missing * est * 0.999))
+        samples += [float(t) for t in m.times]
+        per_run = int(m.number_per_run)
+    return samples, per_run
 
 
 def measure_step_times(graph_name: str, model_name: str, framework: str, num_layers: int, graph: HomogeneousGraph,
                        params, device: torch.device, threads: int | None = None) -> list[dict]:
-    """Time ``params.repeat_steps`` full-batch training steps of one configuration. Rows
-    ``{sample, seconds, threads, n, m, k, hidden_dim}``."""
+    """Time full-batch training steps of one configuration (:func:`time_steps`: about
+    ``params.repeat_steps`` raw samples after ``params.warmup_steps`` untimed steps). Rows
+    ``{sample, seconds, steps_per_sample, threads, n, m, k, hidden_dim}``."""
     threads = threads or torch.get_num_threads()
     hidden = hidden_dim_for(graph_name, graph, params)
     _, step = build_training(model_name, framework, graph, hidden, num_layers, params, device)
-    samples = time_steps(step, threads, params.warmup_steps, params.repeat_steps)
-    return [{"sample": i, "seconds": t, "threads": threads, "n": graph.n, "m": graph.m, "k": graph.feature_dim,
-             "hidden_dim": hidden} for i, t in enumerate(samples)]
+    samples, per_run = time_steps(step, threads, params.warmup_steps, params.repeat_steps, device)
+    return [{"sample": i, "seconds": t, "steps_per_sample": per_run, "threads": threads, "n": graph.n, "m": graph.m,
+             "k": graph.feature_dim, "hidden_dim": hidden} for i, t in enumerate(samples)]
 
 
 def predict_step(graph_name: str, model_name: str, framework: str, num_layers: int, graph: HomogeneousGraph,
@@ -204,7 +235,7 @@ def predict_step(graph_name: str, model_name: str, framework: str, num_layers: i
 
 #: Kernel buckets shared by predictions and profiler measurements.
 BUCKETS = ("dense", "sparse", "elementwise", "overhead")
-BUCKET_LABELS = {"dense": "dense GEMM (update)", "sparse": "gather / scatter / SpMM / SDDMM (aggregation)",
+BUCKET_LABELS = {"dense": "dense GEMM (update)", "sparse": "gather, scatter, SpMM, SDDMM, indexing (aggregation)",
                  "elementwise": "element-wise, softmax, loss, optimizer", "overhead": "framework overhead, other"}
 _PRED_BUCKET = {"gemm": "dense", "spmm": "sparse", "gather": "sparse", "scatter": "sparse", "sddmm": "sparse"}
 _PROF_BUCKET = {timing.GEMM: "dense", timing.SPMM: "sparse", timing.SDDMM: "sparse", timing.INDEXING: "sparse",
@@ -418,89 +449,77 @@ def communication_rows(partitions: pd.DataFrame, graphs: GraphCache, params) -> 
 
 
 def read_measured_communication() -> tuple[pd.DataFrame | None, str]:
-    """Bytes measured by ``02-distributed-caching``, when its results exist: every table under
-    ``results/02-distributed-caching/`` with a partition-count column (``num_parts``,
-    ``num_partitions``, ``partitions`` or ``num_machines``) and numeric columns whose names hold
-    ``bytes``. Returns ``(long frame {table, column, num_parts, bytes, + dataset when present},
-    note)``; ``(None, reason)`` when there is nothing to read."""
-    from studylib import paths
+    """What ``02-distributed-caching`` measured on its DistDGL partitions, when its results exist.
 
-    folder = paths.results_dir("02-distributed-caching")
+    Reads ``results/02-distributed-caching/partitions`` (per partition of each graph and machine
+    count: DistDGL's stored ``halo_nodes``) and ``.../epochs`` (per trainer and epoch:
+    ``remote_bytes``, the feature bytes pulled from other machines), keeping the plain-DistDGL
+    variant (no cache, no prefetch). Returns ``(frame, note)`` with rows ``{graph, num_parts,
+    quantity, value, table}``: quantity ``halo_nodes`` (summed over partitions) and
+    ``remote_bytes_per_epoch`` (summed over trainers, median over epochs); ``(None, reason)``
+    when there is nothing to read.
+    """
+    from studylib import results
+
+    folder = results.paths.results_dir("02-distributed-caching")
     if not folder.is_dir():
         return None, f"02-distributed-caching has no results here ({folder} does not exist)"
-    frames = []
-    for f in sorted(folder.glob("*.parquet")):
-        try:
-            df = pd.read_parquet(f)
-        except Exception as exc:  # a half-written or foreign file: say so, go on
-            return None, f"could not read {f}: {exc}"
-        pcol = next((c for c in ("num_parts", "num_partitions", "partitions", "num_machines") if c in df), None)
-        bcols = [c for c in df.columns if "bytes" in c and pd.api.types.is_numeric_dtype(df[c])]
-        if pcol is None or not bcols:
-            continue
-        keep = [pcol] + (["dataset"] if "dataset" in df else []) + (["graph"] if "graph" in df else [])
-        long = df[keep + bcols].melt(id_vars=keep, var_name="column", value_name="bytes")
-        long = long.rename(columns={pcol: "num_parts"})
-        long["table"] = f.stem
-        frames.append(long)
-    if not frames:
-        return None, (f"02-distributed-caching wrote no table with a partition count and a bytes column "
-                      f"under {folder}")
-    return pd.concat(frames, ignore_index=True), f"read {len(frames)} table(s) of 02-distributed-caching"
+    rows, notes = [], []
+    parts = results.read_table("02-distributed-caching", "partitions")
+    if parts is not None and {"graph", "machines", "halo_nodes"} <= set(parts.columns):
+        parts = ok_rows(parts)
+        for (g, P), d in parts.groupby(["graph", "machines"]):
+            rows.append({"graph": str(g), "num_parts": int(P), "quantity": "halo_nodes",
+                         "value": float(d["halo_nodes"].sum()), "table": "partitions"})
+    else:
+        notes.append("no partitions table with graph, machines and halo_nodes")
+    ep = results.read_table("02-distributed-caching", "epochs")
+    if ep is not None and {"graph", "machines", "epoch", "remote_bytes"} <= set(ep.columns):
+        ep = ok_rows(ep)
+        if "variant" in ep:
+            ep = ep[ep["variant"].astype(str) == "distdgl"]
+        key = ["graph", "machines"] + [c for c in ("network", "run") if c in ep]
+        per_epoch = ep.groupby(key + ["epoch"])["remote_bytes"].sum().groupby(key).median()
+        for k, v in per_epoch.groupby(level=["graph", "machines"]).median().items():
+            rows.append({"graph": str(k[0]), "num_parts": int(k[1]), "quantity": "remote_bytes_per_epoch",
+                         "value": float(v), "table": "epochs"})
+    else:
+        notes.append("no epochs table with graph, machines, epoch and remote_bytes")
+    if not rows:
+        return None, "02-distributed-caching's results hold nothing to compare: " + "; ".join(notes)
+    df = pd.DataFrame(rows)
+    return df, (f"read 02-distributed-caching: {len(df)} values for graphs {sorted(df['graph'].unique())} and "
+                f"partition counts {sorted(df['num_parts'].unique())}")
 
 
 # ------------------------------------------------------------------------------------------------
 # Machine limits (00-hardware) when present
 # ------------------------------------------------------------------------------------------------
 
-def _find_rate(obj, words: tuple[str, ...], avoid: tuple[str, ...] = ()) -> float | None:
-    items = obj.items() if isinstance(obj, dict) else []
-    best = None
-    for key, v in items:
-        kl = str(key).lower()
-        if isinstance(v, dict):
-            inner = _find_rate(v, words, avoid)
-            if inner is not None and best is None:
-                best = inner
-            continue
-        if all(w in kl for w in words) and not any(a in kl for a in avoid) and isinstance(v, (int, float)) \
-                and not isinstance(v, bool) and v > 0:
-            best = float(v) if best is None else max(best, float(v))
-    return best
+def machine_limits(device: torch.device | str = "cpu", num_threads: int | None = None) -> tuple[dict | None, str]:
+    """This machine's peaks from ``00-hardware``
+    (:func:`studylib.studies.machine_limits.machine_limits`, which reads
+    ``results/00-hardware/limits``), when that notebook has run here.
 
-
-def machine_limits() -> tuple[dict | None, str]:
-    """This machine's peaks from ``00-hardware`` (``studylib.studies.machine_limits.machine_limits()``,
-    which reads ``results/00-hardware/``), when that notebook exists and has run.
-
-    Returns ``({"peak_flops_per_s", "peak_bytes_per_s", "source"}, note)``, or ``(None, reason)``.
-    The peaks are found by name in what ``machine_limits()`` returns (a dict, a dataclass, or a
-    one-row table): the largest value whose key names flops per second (GEMM), and the largest
-    whose key names bytes per second or bandwidth (STREAM triad/copy).
+    Returns ``({"peak_flops_per_s", "peak_bytes_per_s", "threads", "run_id", "note"}, note)``
+    with the float32 GEMM peak and the best STREAM bandwidth, or ``(None, reason)``.
     """
     try:
         from studylib.studies import machine_limits as ml  # built by 00-hardware
     except ImportError:
-        return None, "00-hardware is not built yet (studylib.studies.machine_limits is missing)"
-    try:
-        lim = ml.machine_limits()
-    except Exception as exc:  # absent results are expected: report, do not fail the notebook
-        return None, f"00-hardware's machine_limits() gave no limits: {type(exc).__name__}: {exc}"
+        return None, "00-hardware is not built (studylib.studies.machine_limits is missing)"
+    dev = torch.device(device).type
+    lim = ml.machine_limits(dev, num_threads, quiet=True)
     if lim is None:
-        return None, "00-hardware has not run here (machine_limits() returned None)"
-    if hasattr(lim, "to_dict") and not isinstance(lim, dict):
-        lim = lim.to_dict("records")[0] if hasattr(lim, "columns") else lim.to_dict()
-    elif hasattr(lim, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        lim = asdict(lim)
-    elif not isinstance(lim, dict):
-        lim = dict(vars(lim)) if hasattr(lim, "__dict__") else {}
-    flops = _find_rate(lim, ("flop",), avoid=("bytes",))
-    bw = _find_rate(lim, ("bytes_per_s",)) or _find_rate(lim, ("bandwidth",))
-    if flops is None or bw is None:
-        return None, f"00-hardware's limits name no flop rate and bandwidth that this notebook recognises: {sorted(lim)}"
-    return {"peak_flops_per_s": flops, "peak_bytes_per_s": bw, "source": "00-hardware"}, "read 00-hardware's limits"
+        return None, (f"00-hardware has no limits for {dev} here (results/00-hardware/limits is absent): run "
+                      f"`python -m studylib run 00-hardware --profile small` first")
+    flops, bw = lim.peak_flops("float32"), lim.memory_bandwidth
+    if not flops or not bw:
+        return None, f"00-hardware's limits lack a float32 GEMM peak or a bandwidth (run {lim.run_id})"
+    note = (f"00-hardware (run {lim.run_id}, {lim.threads} threads): GEMM {flops / 1e9:.1f} GFLOP/s, "
+            f"{lim.bandwidth_kernel} {bw / 1e9:.1f} GB/s" + (f"; {lim.note}" if lim.note else ""))
+    return {"peak_flops_per_s": float(flops), "peak_bytes_per_s": float(bw), "threads": lim.threads,
+            "run_id": lim.run_id, "note": lim.note}, note
 
 
 # ------------------------------------------------------------------------------------------------
@@ -513,7 +532,8 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
 
     Reads ``results/01-hgnn-training/stage_times`` and its sidecar's parameters, rebuilds each
     dataset with 01's loader and parameters, and counts the staged models' kernels
-    (:func:`studylib.analysis.hgnn_step_cost`). Rows ``{model, framework, dataset, region,
+    (:func:`studylib.analysis.hgnn_step_cost`; HAN on the metapaths 01 kept under its
+    ``han_max_metapath_edges`` cap). Rows ``{model, framework, dataset, region,
     measured_s, predicted_flops, predicted_bytes}`` with regions ``feature_projection``,
     ``neighbor_aggregation``, ``semantic_fusion`` (forward) and ``step_total`` (forward +
     backward + update). Returns ``(None, reason)`` when 01 has not run or its graphs cannot be
@@ -540,8 +560,11 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
         except Exception as exc:  # dataset unavailable here: say so
             skipped.append(f"{ds} ({type(exc).__name__})")
             continue
-        stats = {"rgcn": analysis.hetero_statistics(graph), "rgat": analysis.hetero_statistics(graph),
-                 "han": analysis.hetero_statistics(graph, graph.metapaths)}
+        # HAN's metapaths as 01 chose them (its edge cap, when it has one), else all of the graph's
+        select = getattr(hgnn_training, "han_metapaths", None)
+        mps = select(graph, p.get("han_max_metapath_edges", 0) or 0)[0] if select else graph.metapaths
+        rel = analysis.hetero_statistics(graph)
+        stats = {"rgcn": rel, "rgat": rel, "han": analysis.hetero_statistics(graph, mps)}
         for (model, fw), _ in med[med["dataset"] == ds].groupby(["model", "framework"]):
             cost = analysis.hgnn_step_cost(model, fw, stats[model], hidden_dim=p["hidden_dim"],
                                            num_layers=p["num_layers"], num_heads=p["num_heads"])
@@ -611,7 +634,7 @@ def _nnls_relative(X: np.ndarray, t: np.ndarray) -> np.ndarray:
 def fit_models(summary: pd.DataFrame, by: tuple[str, ...] = ("model",)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit measured median step time against predicted work, per group ``by``.
 
-    Three fits per group, all reported (no configuration is dropped):
+    Four fits per group, all reported (no configuration is dropped):
 
     * ``work`` (the work-depth model): ``t = c W`` with one machine constant ``c`` (seconds per
       flop), the geometric-mean ratio ``c = exp(mean(log t - log W))`` (least squares in log space);
@@ -714,11 +737,21 @@ def profile_split(profile: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 # Figures (from tables only)
 # ------------------------------------------------------------------------------------------------
 
-def _model_colors() -> dict[str, tuple]:
-    import seaborn as sns
+#: One colour per model in every figure (colour-blind palette: blue, orange, green, purple).
+MODEL_COLORS = {"gcn": "#0173b2", "sage": "#de8f05", "gin": "#029e73", "gat": "#cc78bc"}
+SHORT_LABELS = {"gcn": "GCN", "sage": "SAGE", "gin": "GIN", "gat": "GAT"}
 
-    pal = sns.color_palette("colorblind", 8)
-    return {m: pal[i] for i, m in enumerate(analysis.MODELS)}
+
+def _model_colors() -> dict[str, str]:
+    return dict(MODEL_COLORS)
+
+
+def _plain_log_ticks(ax, axis: str = "y") -> None:
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    a.set_major_formatter(FormatStrFormatter("%g"))
+    a.set_minor_formatter(NullFormatter())
 
 
 def plot_predicted_vs_measured(summary: pd.DataFrame, fits: pd.DataFrame, roof: pd.DataFrame | None = None):
@@ -767,6 +800,7 @@ def plot_predicted_vs_measured(summary: pd.DataFrame, fits: pd.DataFrame, roof: 
         ax2.axvline(float(roof["balance"].iloc[0]), color="#d62728", ls="--", lw=0.9, label="machine balance (00-hardware)")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
+    _plain_log_ticks(ax2, "y")
     ax2.set_xlabel("arithmetic intensity W / Q (flops per byte, counted)")
     ax2.set_ylabel("measured / predicted (work fit)")
     ax2.set_title("Where the work model fails")
@@ -789,7 +823,7 @@ def plot_work_split(predictions: pd.DataFrame, split: pd.DataFrame | None):
         p[f"share_{part}"] = p[f"flops_{part}"] / p["flops"]
         p[f"bshare_{part}"] = p[f"bytes_{part}"] / p["bytes"]
     med = p.groupby(["model", "framework"])[[c for c in p if c.startswith(("share_", "bshare_"))]].median()
-    labels = [f"{MODEL_LABELS.get(m, m)}\n{FRAMEWORK_LABELS.get(f, f)}" for m, f in med.index]
+    labels = [f"{SHORT_LABELS.get(m, m)}\n{FRAMEWORK_LABELS.get(f, f)}" for m, f in med.index]
     x = np.arange(len(med))
     cols = {"aggregation": "#d62728", "update": "#1f77b4", "other": "#7f7f7f"}
     for off, prefix, hatch, what in ((-0.2, "share_", None, "flops"), (0.2, "bshare_", "//", "bytes")):
@@ -808,51 +842,48 @@ def plot_work_split(predictions: pd.DataFrame, split: pd.DataFrame | None):
         ax.text(0.5, 0.5, "no kernel profile", ha="center", va="center", transform=ax.transAxes)
     else:
         s = split.copy()
-        s["label"] = (s["model"].map(MODEL_LABELS) + " " + s["framework"].map(FRAMEWORK_LABELS) + "\n"
+        s["label"] = (s["model"].map(SHORT_LABELS) + " " + s["framework"].map(FRAMEWORK_LABELS) + " · "
                       + s["graph"].str.replace("syn-", "", regex=False))
         wide = s.pivot_table(index="label", columns="bucket", values="time_share").reindex(columns=list(BUCKETS))
         pred = s.pivot_table(index="label", columns="bucket", values="flop_share").reindex(columns=list(BUCKETS))
-        bcol = {"dense": "#1f77b4", "sparse": "#d62728", "elementwise": "#ff7f0e", "overhead": "#c7c7c7"}
-        y = np.arange(len(wide))
-        left = np.zeros(len(wide))
-        for b in BUCKETS:
-            v = wide[b].fillna(0).to_numpy()
-            ax.barh(y, v, left=left, color=bcol[b], label=f"{BUCKET_LABELS[b]} (measured time)")
-            left += v
-        left = np.zeros(len(pred))
-        for b in BUCKETS:
-            v = pred[b].fillna(0).to_numpy()
-            ax.scatter(left + v, y + 0.3, marker="|", color=bcol[b], s=60)
-            left += v
+        bcol = {"dense": "#0173b2", "sparse": "#d55e00", "elementwise": "#ece133", "overhead": "#bbbbbb"}
+        y = np.arange(len(wide)) * 1.0
+        for vals, off, hatch, what in ((wide, 0.2, None, "measured time"), (pred, -0.2, "///", "predicted flops")):
+            left = np.zeros(len(vals))
+            for b in BUCKETS:
+                v = vals[b].fillna(0).to_numpy()
+                ax.barh(y + off, v, 0.38, left=left, color=bcol[b], hatch=hatch, edgecolor="white", lw=0.3,
+                        label=f"{BUCKET_LABELS[b]} ({what})" if b != "overhead" or what == "measured time" else None)
+                left += v
         ax.set_yticks(y, wide.index, fontsize=6)
         ax.set_xlim(0, 1)
-        ax.set_xlabel("share of the profiled step (bars: measured time; ticks above: predicted flops, cumulative)")
-        ax.set_title("Measured time per kernel bucket (torch.profiler)")
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+        ax.set_xlabel("share of a training step (upper bar: measured time, profiler; lower hatched: predicted flops)")
+        ax.set_title("Measured time vs predicted work per kernel bucket")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.suptitle("Work split: aggregation (sparse) vs update (dense)")
     return fig
 
 
 def plot_communication(comm: pd.DataFrame, partitions: pd.DataFrame, measured: pd.DataFrame | None, model: str):
-    """Bytes per layer (forward, summed over layers) vs number of partitions for ``model``, one
-    panel per graph: vertex-centric halo exchange (solid) and edge-centric messages (dashed) for
-    METIS and random partitions, the paper's every-edge O(mk) bound (dotted), DistDGL's own METIS
+    """Bytes per layer (forward, summed over layers) vs number of partitions for ``model`` with DGL's
+    aggregation widths, one panel per graph: vertex-centric halo exchange (solid) and edge-centric
+    messages (dashed) for METIS and random partitions, the paper's every-edge O(mk) bound (dotted), DistDGL's own METIS
     halo count (crosses), and bytes measured by ``02-distributed-caching`` when present."""
     import matplotlib.pyplot as plt
 
-    c = comm[(comm["model"] == model) & (comm["layer"] > 0)]
+    c = comm[(comm["model"] == model) & (comm["layer"] > 0) & (comm["framework"] == "dgl")]
     graphs = list(dict.fromkeys(c["graph"]))
-    fig, axes = plt.subplots(1, max(1, len(graphs)), figsize=(5.2 * max(1, len(graphs)), 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(graphs)), figsize=(4.6 * max(1, len(graphs)) + 3.2, 4.0), squeeze=False,
+                             layout="constrained")
     for ax, gname in zip(axes[0], graphs):
         d = c[c["graph"] == gname]
         for (method, fw), g in d.groupby(["method", "framework"]):
             per = g.groupby("num_parts")[["halo_bytes_forward", "edge_bytes_forward", "paper_bytes", "width"]].sum()
             col = "#1f77b4" if method == "metis" else "#ff7f0e"
-            ls_fw = {"dgl": 1.0, "pyg": 0.55}[fw]
-            ax.plot(per.index, per["halo_bytes_forward"], "-o", color=col, alpha=ls_fw, ms=3,
-                    label=f"{method} · {FRAMEWORK_LABELS[fw]}: halo (vertex-centric)")
-            ax.plot(per.index, per["edge_bytes_forward"], "--", color=col, alpha=ls_fw,
-                    label=f"{method} · {FRAMEWORK_LABELS[fw]}: cut edges (edge-centric)")
+            ax.plot(per.index, per["halo_bytes_forward"], "-o", color=col, ms=3,
+                    label=f"{method}: halo vertices (vertex-centric)")
+            ax.plot(per.index, per["edge_bytes_forward"], "--", color=col,
+                    label=f"{method}: cut edges (edge-centric)")
             if method == "metis" and fw == "dgl":
                 ax.plot(per.index, per["paper_bytes"], ":", color="0.3", label="paper O(mk): every edge")
         pm = partitions[(partitions["graph"] == gname) & (partitions["method"] == "metis")]
@@ -860,20 +891,27 @@ def plot_communication(comm: pd.DataFrame, partitions: pd.DataFrame, measured: p
             w = d[(d["method"] == "metis") & (d["framework"] == "dgl")].groupby("num_parts")["width"].sum()
             q = pm.dropna(subset=["dgl_halo_nodes"]).set_index("num_parts")["dgl_halo_nodes"]
             ax.plot(q.index, q * w.reindex(q.index) * analysis.FLOAT_BYTES, "x", color="k", ms=7,
-                    label="DistDGL partition_graph halo x width (DGL)")
+                    label="DistDGL partition_graph: its halo vertices x width")
         if measured is not None and not measured.empty:
-            mm = measured
-            if "dataset" in mm:
-                mm = mm[mm["dataset"].astype(str).str.lower() == gname.lower()]
-            if not mm.empty:
-                ax.plot(mm["num_parts"], mm["bytes"], "D", color="#2ca02c", ms=5, label="measured (02-distributed-caching)")
+            mm = measured[(measured["graph"].str.lower() == gname.lower())]
+            rb = mm[mm["quantity"] == "remote_bytes_per_epoch"]
+            if not rb.empty:
+                ax.plot(rb["num_parts"], rb["value"], "D", color="#2ca02c", ms=5,
+                        label="02 measured: remote feature bytes per epoch (mini-batch DistDGL)")
+            hn = mm[mm["quantity"] == "halo_nodes"]
+            w = d[(d["method"] == "metis") & (d["framework"] == "dgl")].groupby("num_parts")["width"].sum()
+            if not hn.empty:
+                ax.plot(hn["num_parts"], hn["value"] * hn["num_parts"].map(w).to_numpy() * analysis.FLOAT_BYTES, "+",
+                        color="#2ca02c", ms=9, label="02's DistDGL partitions: halo vertices x width")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("partitions P")
         ax.set_ylabel("bytes per training step, forward, all layers")
         ax.set_title(gname)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"Communication volume of partitioned full-batch training ({MODEL_LABELS.get(model, model)})")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside right center")
+    fig.suptitle(f"Communication volume of partitioned full-batch training ({MODEL_LABELS.get(model, model)}, DGL "
+                 f"widths)")
     return fig
 
 
@@ -926,20 +964,28 @@ def plot_parallelism(predictions: pd.DataFrame, scaling: pd.DataFrame | None = N
 
 def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, fits_fw: pd.DataFrame | None,
                       split: pd.DataFrame | None, scaling: pd.DataFrame | None, partitions: pd.DataFrame | None,
-                      measured_comm: pd.DataFrame | None, comm_note: str, hgnn: pd.DataFrame | None,
-                      hgnn_note: str, roof: pd.DataFrame | None = None, limits_note: str = "") -> pd.DataFrame:
+                      comm: pd.DataFrame | None, measured_comm: pd.DataFrame | None, comm_note: str,
+                      hgnn: pd.DataFrame | None,
+                      hgnn_note: str, roof: pd.DataFrame | None = None, limits_note: str = "",
+                      load: float | None = None, cores: int | None = None) -> pd.DataFrame:
     """The paper's claims (it has no experiments of its own) checked against this run's tables.
 
     One row per finding: ``finding``, ``verdict`` (``reproduced`` / ``partly`` / ``not reproduced``
     / ``not measured``), ``evidence`` (the numbers). The first findings are one per model: does
     training-step time follow the counted work with one machine constant (log-log R^2 of the
     ``work`` fit at least :data:`R2_EXPLAINS`: reproduced; at least :data:`R2_PARTLY`: partly)?
-    Every configuration measured is in the fit.
+    Every configuration measured is in the fit. ``load`` (median 1-minute load average during the
+    step timings) and ``cores`` (logical cores) add a caveat to the timing-based findings when
+    other processes competed for the cores (load above the core count).
     """
     out = []
+    caveat = ""
+    if load is not None and cores and np.isfinite(load) and load > cores:
+        caveat = (f" [caveat: the timings ran under a load average of {load:.1f} on {cores} logical cores, i.e. other "
+                  f"processes competed for the cores]")
 
-    def add(finding, verdict, evidence):
-        out.append({"finding": finding, "verdict": verdict, "evidence": evidence})
+    def add(finding, verdict, evidence, timed=False):
+        out.append({"finding": finding, "verdict": verdict, "evidence": evidence + (caveat if timed else "")})
 
     # F1 (per model): time proportional to work
     if fits is not None and not fits.empty:
@@ -959,7 +1005,7 @@ def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, f
                 ev += "; per framework: " + ", ".join(
                     f"{FRAMEWORK_LABELS.get(r.framework, r.framework)} R² = {r.r2_log:.3f}" for r in per.itertuples())
             add(f"{MODEL_LABELS[model]}: training-step time is proportional to the work W = O(Lmk + Lnk²) "
-                f"(the work-depth model {v} the measurements here)", verdict, ev)
+                f"(the work-depth model {v} the measurements here)", verdict, ev, timed=True)
     else:
         add("Training-step time is proportional to the work W = O(Lmk + Lnk²)", "not measured", "no step times")
 
@@ -979,7 +1025,7 @@ def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, f
         verdict = "reproduced" if agree == len(d) else ("partly" if agree > 0 else "not reproduced")
         add(f2, verdict, f"the larger of dense vs sparse matches between predicted flops and measured time in {agree} of "
                          f"{len(d)} profiled configurations; sparse kernels: median {d['sparse_flops'].median():.0%} of "
-                         f"predicted flops but {d['sparse_time'].median():.0%} of measured time")
+                         f"predicted flops but {d['sparse_time'].median():.0%} of measured time", timed=True)
     else:
         add(f2, "not measured", "no kernel profile")
 
@@ -992,7 +1038,8 @@ def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, f
         verdict = "reproduced" if good == len(eff) else ("partly" if good > 0 else "not reproduced")
         add(f3, verdict, f"W/D from {scaling['parallelism'].min():.3g} to {scaling['parallelism'].max():.3g} (>> {P}); "
                          f"speedup with {P} threads: median {scaling['speedup'].median():.2f} (efficiency "
-                         f"{eff.min():.0%}-{eff.max():.0%}); efficiency >= 80% in {good} of {len(eff)} configurations")
+                         f"{eff.min():.0%}-{eff.max():.0%}); efficiency >= 80% in {good} of {len(eff)} configurations",
+            timed=True)
     else:
         add(f3, "not measured", "thread scaling not run (or only one thread available)")
 
@@ -1025,13 +1072,34 @@ def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, f
         add(f4, "not measured", "no partitions")
 
     # F5: predicted vs measured bytes (02)
-    f5 = "Predicted bytes communicated per step match the bytes measured by 02-distributed-caching"
+    f5 = ("The halo vertices predicted from a METIS partition (which set the bytes of each layer) match those of "
+          "02-distributed-caching's DistDGL partitions (within 10%)")
     if measured_comm is None or measured_comm.empty:
         add(f5, "not measured", comm_note)
+    elif partitions is None or partitions.empty:
+        add(f5, "not measured", f"{comm_note}; no partitions here to compare with")
     else:
-        add(f5, "not measured", f"{comm_note}; its bytes are plotted next to the predictions, but 02 measures "
-                                f"mini-batch remote-feature traffic, which the full-batch halo prediction does not "
-                                f"model one-to-one, so no verdict is computed")
+        mine = partitions[partitions["method"] == "metis"].set_index(["graph", "num_parts"])["halo_nodes"]
+        theirs = measured_comm[measured_comm["quantity"] == "halo_nodes"]
+        ratios, ev = [], []
+        for r in theirs.itertuples():
+            if (r.graph, r.num_parts) in mine.index:
+                q = r.value / mine[(r.graph, r.num_parts)]
+                ratios.append(q)
+                ev.append(f"{r.graph} P={r.num_parts}: 02 {int(r.value)} vs predicted {int(mine[(r.graph, r.num_parts)])} "
+                          f"halo vertices")
+        rb = measured_comm[measured_comm["quantity"] == "remote_bytes_per_epoch"]
+        if not rb.empty:
+            ev.append("02's mini-batch remote feature traffic per epoch: " + ", ".join(
+                f"{r.graph} P={r.num_parts}: {r.value / 2**20:.1f} MiB" for r in rb.itertuples())
+                + " (sampled mini-batches fetch a subset of the halo per batch, so these bytes are shown, not fitted)")
+        if not ratios:
+            add(f5, "not measured", f"{comm_note}; none of its (graph, partitions) were partitioned here"
+                + ("; " + "; ".join(ev) if ev else ""))
+        else:
+            within = sum(0.9 <= x <= 1.1 for x in ratios)
+            verdict = "reproduced" if within == len(ratios) else ("partly" if within else "not reproduced")
+            add(f5, verdict, f"{comm_note}; " + "; ".join(ev))
 
     # F6: HGNN sums over relations explain 01's steps
     f6 = "HGNN work summed over relations / metapaths orders 01-hgnn-training's models as their measured steps"
@@ -1084,23 +1152,30 @@ def step_configs(params, device: torch.device) -> list[dict]:
             for L in params.num_layers for m in params.models for f in fws]
 
 
-def predictions_table(params, device: torch.device, graphs: GraphCache) -> pd.DataFrame:
-    """Predictions (:func:`predict_step`) of every step configuration, written to the
-    ``predictions`` table (computed, not measured: rewritten on every run)."""
-    from studylib import paths
-    from studylib.results import atomic_path, current_run_id
+def _computed_table(name: str, config_columns: list[str], params, rows_for) -> pd.DataFrame:
+    """Write computed (not measured) rows through :class:`studylib.results.ResultTable`
+    (atomic files, JSON provenance sidecar); configurations already there with the same
+    parameters are kept. ``rows_for()`` returns all rows; only the missing ones are added."""
+    from studylib.results import ResultTable
 
-    rows = [predict_step(c["graph"], c["model"], c["framework"], c["num_layers"], graphs[c["graph"]], params)
-            for c in step_configs(params, device)]
-    df = pd.DataFrame(rows)
-    df["run_id"] = current_run_id(params.run_id)
-    out = paths.results_dir(NOTEBOOK) / "predictions.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        df.to_parquet(tmp, index=False)
-    with atomic_path(out.with_suffix(".csv")) as tmp:
-        df.to_csv(tmp, index=False)
-    return df
+    table = ResultTable(NOTEBOOK, name, config_columns, params.model_dump())
+    rows = rows_for()
+    table.add([r for r in rows if not table.has(r)])
+    return table.frame()
+
+
+def predictions_table(params, device: torch.device, graphs: GraphCache) -> pd.DataFrame:
+    """Predictions (:func:`predict_step`) of every step configuration, in the ``predictions``
+    table (computed from the graphs, not measured)."""
+    return _computed_table("predictions", STEP_CONFIG, params, lambda: [
+        predict_step(c["graph"], c["model"], c["framework"], c["num_layers"], graphs[c["graph"]], params)
+        for c in step_configs(params, device)])
+
+
+def communication_table(partitions: pd.DataFrame, graphs: GraphCache, params) -> pd.DataFrame:
+    """:func:`communication_rows` of the measured partitions, in the ``communication`` table."""
+    return _computed_table("communication", ["graph", "method", "num_parts", "model", "framework", "layer"], params,
+                           lambda: communication_rows(partitions, graphs, params).to_dict("records"))
 
 
 def run_measurement(name: str, params, device: torch.device, graphs: GraphCache | None = None) -> pd.DataFrame:
@@ -1117,7 +1192,9 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
         cfg = ["graph"]
         measure = lambda c: graph_rows(c["graph"], graphs[c["graph"]], params)  # noqa: E731
     elif name == "step_times":
+        # shuffled (seeded), so that slow drifts of a shared machine do not line up with the grid
         configs = step_configs(params, device)
+        configs = [configs[i] for i in np.random.default_rng(params.seed).permutation(len(configs))]
         measure = lambda c: measure_step_times(c["graph"], c["model"], c["framework"], c["num_layers"],  # noqa: E731
                                                graphs[c["graph"]], params, device, threads)
     elif name == "kernel_profile":
@@ -1131,8 +1208,9 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
         configs = [{**c, "threads": t} for c in step_configs(params, device)
                    if c["graph"] == big and c["num_layers"] == params.num_layers[0] for t in counts]
         cfg = STEP_CONFIG + ["threads"]
+        short = params.model_copy(update={"repeat_steps": min(params.repeat_steps, 3)})
         measure = lambda c: measure_step_times(c["graph"], c["model"], c["framework"], c["num_layers"],  # noqa: E731
-                                               graphs[c["graph"]], params, device, c["threads"])
+                                               graphs[c["graph"]], short, device, c["threads"])
     elif name == "minibatch":
         big = largest_synthetic(params)
         configs = [{"graph": big, "model": m} for m in params.models] if dgl_usable(device) else []
@@ -1147,7 +1225,14 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     table = ResultTable(NOTEBOOK, name, cfg, params.model_dump())
 
     def on_device(c: dict) -> list[dict]:
-        return [{**r, "device": device.type, "num_threads": threads} for r in measure(c)]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        try:
+            rows = measure(c)
+        except RuntimeError as exc:  # PyTorch's CPU allocator raises RuntimeError, not MemoryError
+            if any(s in str(exc) for s in ("not enough memory", "can't allocate", "out of memory")):
+                raise MemoryError(str(exc)[:200]) from exc
+            raise
+        return [{**r, "device": device.type, "num_threads": threads, "load_1min": load} for r in rows]
 
     return table.sweep(configs, on_device, desc=name, oom_metric_columns=["seconds"])
 
@@ -1156,3 +1241,19 @@ def resolve_partition_graphs(params) -> list[str]:
     """``params.partition_graphs`` with ``"largest"`` replaced by the largest grid graph."""
     return [largest_synthetic(params) if g == "largest" else g for g in params.partition_graphs]
 
+
+
+def minibatch_summary(mbp: pd.DataFrame, fits_fw: pd.DataFrame | None) -> pd.DataFrame:
+    """Per model: median measured compute and sampling seconds of the mini-batch steps, median
+    predicted flops, the compute time the full-batch ``work`` fit of the DGL model predicts for
+    them (``c * W``) and measured / predicted; and, per layer, the median measured vs expected
+    edges and source vertices (:func:`studylib.analysis.expected_minibatch_shapes`)."""
+    if mbp is None or mbp.empty:
+        return pd.DataFrame()
+    agg = {c: "median" for c in mbp.columns if c not in ("graph", "model", "step")}
+    out = mbp.groupby(["graph", "model"]).agg(agg).reset_index()
+    if fits_fw is not None and not fits_fw.empty:
+        c = fits_fw[(fits_fw["fit"] == "work") & (fits_fw["framework"] == "dgl")].set_index("model")["c_s_per_flop"]
+        out["predicted_compute_s"] = out["model"].map(c) * out["flops"]
+        out["measured_over_predicted"] = out["compute_seconds"] / out["predicted_compute_s"]
+    return out

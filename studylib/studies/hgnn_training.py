@@ -774,7 +774,7 @@ def plot_stage_shares(stage_times: pd.DataFrame):
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_xlabel("share of step time (median over steps)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=7, fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="outside right center", ncol=1, fontsize=7, frameon=False)
     fig.suptitle("Where a full-batch HGNN training step goes (stage timers; backward and update as a whole)")
     return fig
 

@@ -10,7 +10,7 @@ must be > 0 (got -3)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from studylib import paths
 
 PROFILES = ("smoke", "small", "paper")
+
+#: Strictly positive numbers; in a list, the error names the item: ``fanouts.1 must be > 0 (got 0)``.
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class NotebookParams(BaseModel):
@@ -59,11 +63,11 @@ class HgnnTrainingParams(NotebookParams):
     benchmark_datasets: list[str] | None = Field(None, description="graphs of the benchmarks; None = all")
     minibatch: bool = Field(True, description="compare full-batch with neighbor-sampled mini-batch")
     batch_size: int = Field(256, gt=0, description="target nodes per mini-batch")
-    fanouts: list[int] = Field([10, 10], min_length=1, description="sampled neighbors per layer and relation")
+    fanouts: list[PositiveInt] = Field([10, 10], min_length=1, description="sampled neighbors per layer and relation")
     minibatch_steps: int = Field(8, gt=0, description="timed mini-batches per configuration")
     minibatch_seeds: Literal["train", "all"] = Field(
         "train", description="seed nodes of mini-batch and data-parallel epochs: the training split or all target nodes")
-    ddp_world_sizes: list[int] = Field([1, 2], min_length=1, description="data-parallel process counts")
+    ddp_world_sizes: list[PositiveInt] = Field([1, 2], min_length=1, description="data-parallel process counts")
     ddp_steps: int = Field(8, gt=0, description="timed data-parallel steps per process count")
     reference_comparison: bool = Field(True, description="time staged models vs the frameworks' own layers")
     overhead_check: bool = Field(True, description="time instrumented vs uninstrumented steps")
@@ -79,13 +83,6 @@ class HgnnTrainingParams(NotebookParams):
                 raise ValueError(f"{name} must be among datasets {self.datasets} (got {extra[0]!r})")
         return self
 
-    @field_validator("fanouts", "ddp_world_sizes")
-    @classmethod
-    def _positive_items(cls, v: list[int]) -> list[int]:
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"every item must be > 0 (got {bad[0]})")
-        return v
 
 
 class HardwareParams(NotebookParams):
@@ -120,11 +117,11 @@ class OpMicrobenchmarkParams(NotebookParams):
     operations: list[str] | None = Field(None, description="operations of studylib.ops; None = all")
     implementations: Literal["all", "primary"] = Field(
         "all", description="all registered implementations, or only the first PyG and native one")
-    sizes: list[int] = Field([2**16, 2**19, 2**22], min_length=1, description="elements of the main input")
+    sizes: list[PositiveInt] = Field([2**16, 2**19, 2**22], min_length=1, description="elements of the main input")
     memory_fractions: list[float] = Field([], description="extra sizes filling this fraction of free memory")
     max_memory_fraction: float = Field(0.8, gt=0, le=1, description="refuse inputs above this fraction of free memory")
     sparsities: list[float] = Field([0.0, 0.5, 0.9, 0.99], min_length=1, description="fractions of zeroed entries")
-    reduce_factors: list[int] = Field([1, 2, 4, 8], min_length=1, description="index reduce factors")
+    reduce_factors: list[PositiveInt] = Field([1, 2, 4, 8], min_length=1, description="index reduce factors")
     grid: Literal["slices", "full"] = Field(
         "slices", description="slices = every sparsity at every size with the first reduce factor, every reduce "
                               "factor at the largest size and the extreme sparsities; full = the whole product")
@@ -149,13 +146,6 @@ class OpMicrobenchmarkParams(NotebookParams):
         ops.check_names(v)
         return v
 
-    @field_validator("sizes", "reduce_factors")
-    @classmethod
-    def _positive_ints(cls, v: list[int]) -> list[int]:
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"every item must be > 0 (got {bad[0]})")
-        return v
 
     @field_validator("sparsities")
     @classmethod
@@ -186,10 +176,10 @@ class ParallelismAnalysisParams(NotebookParams):
     models: list[Literal["gcn", "sage", "gin", "gat"]] = Field(["gcn", "sage", "gin", "gat"], min_length=1,
                                                               description="homogeneous GNNs to measure")
     frameworks: list[Literal["dgl", "pyg"]] = Field(["dgl", "pyg"], min_length=1, description="frameworks")
-    synthetic_nodes: list[int] = Field([2048, 8192, 32768], min_length=1, description="grid: vertices n")
-    synthetic_degrees: list[float] = Field([4.0, 16.0], min_length=1, description="grid: average degree m/n")
-    feature_dims: list[int] = Field([32, 128], min_length=1, description="grid: feature width k of every layer")
-    num_layers: list[int] = Field([2, 3], min_length=1, description="layers L (the first is used for profiles)")
+    synthetic_nodes: list[PositiveInt] = Field([2048, 8192, 32768], min_length=1, description="grid: vertices n")
+    synthetic_degrees: list[PositiveFloat] = Field([4.0, 16.0], min_length=1, description="grid: average degree m/n")
+    feature_dims: list[PositiveInt] = Field([32, 128], min_length=1, description="grid: feature width k of every layer")
+    num_layers: list[PositiveInt] = Field([2, 3], min_length=1, description="layers L (the first is used for profiles)")
     degree_skew: float = Field(2.0, gt=0, description="Pareto tail index of the grid graphs' degrees")
     num_classes: int = Field(8, ge=2, description="classes of the grid graphs")
     real_datasets: list[Literal["cora"]] = Field(["cora"], description="real graphs from the mirror")
@@ -204,28 +194,14 @@ class ParallelismAnalysisParams(NotebookParams):
     thread_scaling: bool = Field(True, description="time 1 thread vs all on the largest grid graph")
     minibatch: bool = Field(True, description="time DGL neighbour-sampled mini-batches on the largest grid graph")
     batch_size: int = Field(512, gt=0, description="seed vertices per mini-batch")
-    fanouts: list[int] = Field([10, 10], min_length=1, description="sampled neighbours per layer")
+    fanouts: list[PositiveInt] = Field([10, 10], min_length=1, description="sampled neighbours per layer")
     minibatch_steps: int = Field(5, gt=0, description="timed mini-batches per model")
     partition_graphs: list[str] = Field(["cora", "largest"], description="graphs to partition; largest = biggest grid graph")
-    partition_counts: list[int] = Field([2, 4, 8, 16], min_length=1, description="numbers of partitions P")
+    partition_counts: list[PositiveInt] = Field([2, 4, 8, 16], min_length=1, description="numbers of partitions P")
     dgl_partition_check: bool = Field(True, description="also partition with DistDGL partition_graph and compare halos")
     hgnn_check: bool = Field(True, description="hold HGNN work against 01-hgnn-training results when present")
 
-    @field_validator("synthetic_nodes", "feature_dims", "num_layers", "fanouts", "partition_counts")
-    @classmethod
-    def _positive_items(cls, v: list[int]) -> list[int]:
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"every item must be > 0 (got {bad[0]})")
-        return v
 
-    @field_validator("synthetic_degrees")
-    @classmethod
-    def _positive_degrees(cls, v: list[float]) -> list[float]:
-        bad = [x for x in v if not x > 0]
-        if bad:
-            raise ValueError(f"every degree must be > 0 (got {bad[0]})")
-        return v
 
     @field_validator("partition_graphs")
     @classmethod
@@ -249,7 +225,7 @@ class DistributedCachingParams(NotebookParams):
 
     graphs: list[Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"]] = Field(
         ["synthetic", "cora", "dblp"], min_length=1, description="graphs of the main comparison")
-    machines: list[int] = Field([2], min_length=1, description="DistDGL machines = METIS partitions")
+    machines: list[PositiveInt] = Field([2], min_length=1, description="DistDGL machines = METIS partitions")
     trainers_per_machine: int = Field(1, gt=0, description="trainer processes per machine")
     networks: list[str] = Field(["1g-200us"], min_length=1, description="network models of the main comparison")
     network_sweep: list[str] = Field(["loopback", "10g-50us", "1g-200us"],
@@ -264,7 +240,7 @@ class DistributedCachingParams(NotebookParams):
     eviction: bool = Field(True, description="evict and replace in the massivegnn policy")
     fraction_sweep: list[float] = Field([0.1, 0.25, 0.5, 1.0], description="prefetch fractions of the sweep")
     alpha_sweep: list[float] = Field([0.1, 0.5, 0.9], description="alphas of the sensitivity map")
-    delta_sweep: list[int] = Field([2, 8, 32], description="deltas of the sensitivity map")
+    delta_sweep: list[PositiveInt] = Field([2, 8, 32], description="deltas of the sensitivity map")
     sweep_graph: Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"] = Field(
         "synthetic", description="graph of the sweeps")
     epochs: int = Field(4, gt=0, description="epochs per variant, alternating (warm-up epochs included)")
@@ -272,7 +248,7 @@ class DistributedCachingParams(NotebookParams):
     batch_size: int = Field(1000, gt=0, description="seed nodes per mini-batch and trainer")
     min_batches_per_epoch: int = Field(8, gt=0, description="smaller batches on graphs too small for this many")
     max_batches_per_epoch: int = Field(0, ge=0, description="cap on mini-batches per epoch; 0 = full epochs")
-    fanouts: list[int] = Field([10, 25], min_length=1, description="sampled neighbours per layer, input layer first")
+    fanouts: list[PositiveInt] = Field([10, 25], min_length=1, description="sampled neighbours per layer, input layer first")
     hidden_dim: int = Field(256, gt=0, description="hidden width")
     num_heads: int = Field(4, gt=0, description="GAT heads of the hidden layer")
     lr: float = Field(0.003, gt=0, description="Adam learning rate")
@@ -288,13 +264,6 @@ class DistributedCachingParams(NotebookParams):
     cluster_timeout_s: float = Field(900, gt=0, description="limit of one cluster run (s)")
     verify_features: bool = Field(False, description="compare every cached fetch with a plain pull (slow)")
 
-    @field_validator("machines", "delta_sweep", "fanouts")
-    @classmethod
-    def _positive_ints_dc(cls, v: list[int]) -> list[int]:
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"every item must be > 0 (got {bad[0]})")
-        return v
 
     @field_validator("fraction_sweep")
     @classmethod
@@ -339,8 +308,8 @@ class RecsysMemoryTiersParams(NotebookParams):
     synthetic_scale: float = Field(0.1, gt=0, description="size multiplier of synthetic-<preset> graphs")
     download: bool = Field(False, description="allow downloading the paper datasets (gowalla, amazon-book, movielens-10m)")
     models: list[Literal["lightgcn", "ngcf"]] = Field(["lightgcn", "ngcf"], min_length=1, description="recommenders")
-    layer_counts: list[int] = Field([1, 2, 3, 4], min_length=1, description="layer sweep (at base_dim)")
-    dims: list[int] = Field([32, 64, 128], min_length=1, description="embedding-size sweep (at base_layers)")
+    layer_counts: list[PositiveInt] = Field([1, 2, 3, 4], min_length=1, description="layer sweep (at base_dim)")
+    dims: list[PositiveInt] = Field([32, 64, 128], min_length=1, description="embedding-size sweep (at base_layers)")
     base_layers: int = Field(2, gt=0, description="layers of the width sweep, accuracy check and tiers")
     base_dim: int = Field(64, gt=0, description="embedding size of the layer sweep and the accuracy check")
     batch_size: int = Field(2048, gt=0, description="training interactions (seed edges) per step, all trainers")
@@ -351,7 +320,7 @@ class RecsysMemoryTiersParams(NotebookParams):
     accuracy_epochs: int = Field(5, ge=0, description="epochs of the accuracy check; 0 = skip")
     warmup_steps: int = Field(1, ge=0, description="untimed steps per configuration")
     repeat_steps: int = Field(5, gt=0, description="timed steps per configuration")
-    machine_counts: list[int] = Field([2, 4], description="DistDGL machines of the one-host cluster; [] = skip")
+    machine_counts: list[PositiveInt] = Field([2, 4], description="DistDGL machines of the one-host cluster; [] = skip")
     network: str = Field("loopback", description="network model of the emulated cluster (netem preset)")
     cluster_timeout_s: float = Field(600, gt=0, description="limit of one cluster run (s)")
     tiers: list[Literal["dram", "mmap_cached", "mmap_cgroup", "hot_cold", "numa_remote"]] = Field(
@@ -375,25 +344,11 @@ class RecsysMemoryTiersParams(NotebookParams):
     tier_workdir: str | None = Field(None, description="folder of the tier files (a disk, not tmpfs); None = system temp")
     footprint_preset: Literal["gowalla", "amazon-book", "movielens-10m", "movielens-100k"] = Field(
         "amazon-book", description="synthetic preset of the footprint sweep")
-    footprint_scales: list[float] = Field([0.01, 0.03, 0.1], description="scales of the footprint sweep; [] = skip")
+    footprint_scales: list[PositiveFloat] = Field([0.01, 0.03, 0.1], description="scales of the footprint sweep; [] = skip")
     footprint_layers: int = Field(3, gt=0, description="layers of the footprint sweep")
     footprint_dim: int = Field(128, gt=0, description="embedding size of the footprint sweep")
 
-    @field_validator("layer_counts", "dims", "machine_counts")
-    @classmethod
-    def _positive_items(cls, v: list[int]) -> list[int]:
-        bad = [x for x in v if x <= 0]
-        if bad:
-            raise ValueError(f"every item must be > 0 (got {bad[0]})")
-        return v
 
-    @field_validator("footprint_scales")
-    @classmethod
-    def _positive_scales(cls, v: list[float]) -> list[float]:
-        bad = [x for x in v if not x > 0]
-        if bad:
-            raise ValueError(f"every scale must be > 0 (got {bad[0]})")
-        return v
 
     @field_validator("fanout")
     @classmethod

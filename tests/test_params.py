@@ -17,7 +17,7 @@ def test_defaults_validate():
     ({"frameworks": ["jax"]}, "frameworks.0 must be one of"),
     ({"datasets": ["nope"]}, "datasets.0 must be one of"),
     ({"bogus": 1}, "unknown parameter 'bogus'"),
-    ({"fanouts": [10, 0]}, "every item must be > 0 (got 0)"),
+    ({"fanouts": [10, 0]}, "fanouts.1 must be > 0 (got 0)"),
     ({"hidden_dim": "wide"}, "hidden_dim"),
 ])
 def test_bad_values_are_rejected_with_a_readable_message(values, message):

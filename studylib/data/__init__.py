@@ -15,6 +15,7 @@ Errors: :class:`DatasetUnavailableError` (a ``FileNotFoundError``) when a datase
 ``ValueError`` for unknown dataset names.
 """
 
+from studylib.data.graph_cache import GraphCache
 from studylib.data.hetero import EdgeType, HeteroGraph
 from studylib.data.hgnn_datasets import (
     HETERO_DATASETS,
@@ -49,6 +50,7 @@ __all__ = [
     "DatasetStatistics",
     "DatasetUnavailableError",
     "EdgeType",
+    "GraphCache",
     "HeteroGraph",
     "HeteroSchema",
     "dataset_names",

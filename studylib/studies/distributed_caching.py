@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph
 
 NOTEBOOK = "02-distributed-caching"
@@ -186,17 +187,11 @@ def load_graph(name: str, params) -> HomogeneousGraph:
     return load_ogb_homogeneous(name)
 
 
-class GraphCache(dict):
-    """Loads each graph once per notebook run (``graphs[name]``)."""
+class GraphCache(GraphCacheBase):
+    """Loads each graph once per notebook run (``graphs[name]``, see :func:`load_graph`)."""
 
     def __init__(self, params):
-        super().__init__()
-        self.params = params
-
-    def __missing__(self, name: str) -> HomogeneousGraph:
-        g = load_graph(name, self.params)
-        self[name] = g
-        return g
+        super().__init__(lambda name: load_graph(name, params))
 
 
 def graph_key(name: str, graph: HomogeneousGraph) -> str:

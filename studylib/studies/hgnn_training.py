@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from studylib import timing
+from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
 from studylib.timing import (
     BACKWARD,
@@ -1106,17 +1107,11 @@ def evaluate_findings(stage_times: pd.DataFrame | None, kernels: pd.DataFrame | 
 # Driver: one call per measurement table, resumable
 # --------------------------------------------------------------------------------------------
 
-class GraphCache(dict):
-    """Loads each dataset once per notebook run (``cache[dataset]``)."""
+class GraphCache(GraphCacheBase):
+    """Loads each dataset of this notebook once per run (``cache[dataset]``, see :func:`load_graph`)."""
 
     def __init__(self, params):
-        super().__init__()
-        self.params = params
-
-    def __missing__(self, dataset: str) -> HeteroGraph:
-        g = load_graph(dataset, self.params.synthetic_scale, self.params.seed)
-        self[dataset] = g
-        return g
+        super().__init__(lambda name: load_graph(name, params.synthetic_scale, params.seed))
 
 
 def _configs(params, models=None, frameworks=None, datasets=None, **extra) -> list[dict]:

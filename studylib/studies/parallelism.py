@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from studylib import analysis, timing
+from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
 
 NOTEBOOK = "05-parallelism-analysis"
@@ -83,17 +84,11 @@ def load_graph(name: str, params) -> HomogeneousGraph:
     return synthetic_homogeneous(n, d, k, params.num_classes, params.degree_skew, params.seed, name=name)
 
 
-class GraphCache(dict):
-    """Loads each graph once per notebook run (``cache[name]``)."""
+class GraphCache(GraphCacheBase):
+    """Loads each graph once per notebook run (``cache[name]``, see :func:`load_graph`)."""
 
     def __init__(self, params):
-        super().__init__()
-        self.params = params
-
-    def __missing__(self, name: str) -> HomogeneousGraph:
-        g = load_graph(name, self.params)
-        self[name] = g
-        return g
+        super().__init__(lambda name: load_graph(name, params))
 
 
 def hidden_dim_for(graph_name: str, graph: HomogeneousGraph, params) -> int:

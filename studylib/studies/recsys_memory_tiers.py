@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from studylib import timing
+from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.recsys import PAPER_DATASETS, SYNTHETIC_PRESETS, BipartiteGraph, load_recsys
 from studylib.models import recsys as rm
 from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, SAMPLING, STEP_TOTAL, StageTimer, stage
@@ -59,20 +60,15 @@ TIER_KERNEL_CLASSES = (timing.SPMM, timing.SDDMM, timing.GEMM, timing.INDEXING, 
 # Graphs
 # --------------------------------------------------------------------------------------------
 
-class GraphCache(dict):
+class GraphCache(GraphCacheBase):
     """Loads each recommender graph once per notebook run (``cache[name]``); synthetic graphs at
     ``params.synthetic_scale``."""
 
     def __init__(self, params):
-        super().__init__()
+        super().__init__(lambda name: load_recsys(name, scale=params.synthetic_scale, seed=params.seed,
+                                                  download=getattr(params, "download", False)))
         self.params = params
         self._dgl: dict[str, object] = {}
-
-    def __missing__(self, name: str) -> BipartiteGraph:
-        g = load_recsys(name, scale=self.params.synthetic_scale, seed=self.params.seed,
-                        download=getattr(self.params, "download", False))
-        self[name] = g
-        return g
 
     def dgl(self, name: str):
         """The weighted DGL graph of ``name`` (edge data ``w``, see :func:`weighted_dgl`)."""

@@ -32,7 +32,7 @@ on the child's ``JUPYTER_PATH``.
 The kernels see ``STUDYLIB_PROFILE``, ``STUDYLIB_RUN_ID``, ``STUDYLIB_ROOT`` (the runner's project
 root), ``MPLBACKEND=Agg`` and every other variable of the caller (``STUDYLIB_DATA_MIRROR`` ...);
 the folder holding this ``studylib`` package is put first on ``PYTHONPATH`` so that the notebooks
-import the same ``studylib`` as the runner. ``input()`` in a notebook raises instead of waiting:
+import the same ``studylib`` as the runner. A prompt (``builtins.input``) in a notebook raises instead of waiting:
 papermill runs kernels without stdin.
 """
 

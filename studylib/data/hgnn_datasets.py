@@ -392,7 +392,7 @@ def _no_outdated_check():
 
 @contextlib.contextmanager
 def _ogb_guard(name: str, root: Path, download: bool):
-    """Make ogb's prompts fail loudly: ``input()`` and (when ``download`` is false) its download
+    """Make ogb's prompts fail loudly: ``builtins.input`` and (when ``download`` is false) its download
     decision raise :class:`DatasetUnavailableError`."""
     with _no_outdated_check():
         import ogb.nodeproppred.dataset as ogb_dataset
@@ -415,7 +415,7 @@ def _ogb_guard(name: str, root: Path, download: bool):
                 f"{name!r} is not in {root / spec.folder} and downloading is disabled; source URL: {url}; "
                 f"set {paths.MIRROR_VARIABLE} to a folder holding {spec.folder}/ or allow the download"
             )
-        return original_decide(url)  # its input() for downloads > 1 GB is patched below
+        return original_decide(url)  # its prompt for downloads > 1 GB is patched below
 
     old_input = builtins.input
     builtins.input = no_input

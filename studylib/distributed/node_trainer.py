@@ -398,23 +398,10 @@ class _Trainer:
                           "test_accuracy": float(t[0]) / max(1, int(t[1])), "chance_accuracy": 1.0 / self.num_classes})
 
     def write(self) -> None:
-        import pandas as pd
+        from studylib.distributed.trainer_io import write_rank_rows
 
-        out = os.environ.get("STUDYLIB_TRAINER_OUT")
-        if not out:
-            return
-        df = pd.DataFrame(self.rows)
-        for k, v in self.network.items():
-            df[k] = v
-        df["threads"] = self.threads
-        df["device"] = self.device.type
-        df["backend"] = self.backend
-        df["world_size"] = self.world
-        df["mode"] = self.mode
-        path = os.path.join(out, f"rank{self.rank}.parquet")
-        tmp = path + ".tmp"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        write_rank_rows(self.rows, self.rank, {**self.network, "threads": self.threads, "device": self.device.type,
+                                               "backend": self.backend, "world_size": self.world, "mode": self.mode})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,20 +264,10 @@ class _Trainer:
                               "rss_shmem_bytes": _status_kb(pid, "RssShmem")})
 
     def write(self) -> None:
-        import pandas as pd
+        from studylib.distributed.trainer_io import write_rank_rows
 
-        out = os.environ.get("STUDYLIB_TRAINER_OUT")
-        if not out:
-            return
-        df = pd.DataFrame(self.rows)
-        for k, v in self.network.items():
-            df[k] = v
-        df["threads"] = self.threads
-        df["world_size"] = self.world
-        df["mode"] = self.mode
-        path = os.path.join(out, f"rank{self.rank}.parquet")
-        df.to_parquet(path + ".tmp", index=False)
-        os.replace(path + ".tmp", path)
+        write_rank_rows(self.rows, self.rank, {**self.network, "threads": self.threads, "world_size": self.world,
+                                               "mode": self.mode})
 
 
 def main(argv: list[str] | None = None) -> int:

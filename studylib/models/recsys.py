@@ -529,6 +529,12 @@ class BatchSampler:
             u, p = self.graph.train_users[b], self.graph.train_items[b]
             yield u, p, self.neg.sample(u)
 
+    def forever(self):
+        """Yield batches as :meth:`epoch` does, starting a new shuffled epoch whenever one ends
+        (for timing a fixed number of steps)."""
+        while True:
+            yield from self.epoch()
+
 
 def full_graph_step(model: _Recommender, g, batch, optimizer, num_users: int, reg: float = 1e-4) -> float:
     """One BPR step with full-graph propagation: forward over ``g`` for the batch's users, positive

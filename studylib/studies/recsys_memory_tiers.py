@@ -145,15 +145,10 @@ def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: 
     model = rm.build_recommender(model_name, graph.num_nodes, dim, num_layers, seed=params.seed)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr)
     sampler = rm.BatchSampler(graph, params.batch_size, seed=params.seed)
-    it = sampler.epoch()
+    batches = sampler.forever()
 
     def next_batch():
-        nonlocal it
-        try:
-            return next(it)
-        except StopIteration:
-            it = sampler.epoch()
-            return next(it)
+        return next(batches)
 
     for _ in range(params.warmup_steps):
         rm.full_graph_step(model, g, next_batch(), opt, graph.num_users, params.reg)
@@ -463,15 +458,10 @@ def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> li
             mt.advise(t, job["advice"])
     tier_bytes = sum(f.stat().st_size for f in files)
     sampler = rm.BatchSampler(graph, job["batch_size"], seed=job["seed"])
-    it = sampler.epoch()
+    batches = sampler.forever()
 
     def next_batch():
-        nonlocal it
-        try:
-            return next(it)
-        except StopIteration:
-            it = sampler.epoch()
-            return next(it)
+        return next(batches)
 
     def profiled_steps(n):
         with profile(activities=[ProfilerActivity.CPU]) as prof:

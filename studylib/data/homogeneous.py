@@ -294,7 +294,8 @@ def synthetic_homogeneous(n: int, avg_degree: float, feature_dim: int, num_class
                           name: str | None = None) -> HomogeneousGraph:
     """A random undirected graph with power-law degrees, features and learnable labels.
 
-    Structure: ``round(avg_degree * n / 2)`` distinct unordered vertex pairs (no self-loops),
+    Structure: ``round(avg_degree * n / 2)`` distinct unordered vertex pairs (never a duplicate
+    edge, never a self-loop),
     stored in both directions, so that ``m = |E| = avg_degree * n`` directed edges (as Planetoid
     stores citation graphs) and the mean in-degree is ``avg_degree``. Pair ends are drawn with
     Pareto vertex weights of tail index ``degree_skew`` (a Chung-Lu graph: expected degree

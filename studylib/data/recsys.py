@@ -67,7 +67,12 @@ class BipartiteGraph:
         num_users, num_items: node counts per side (ids ``0..num_users-1`` and ``0..num_items-1``).
         train_users, train_items: int64 tensors ``[E_train]``: one training interaction per position.
         test_users, test_items: int64 tensors ``[E_test]``: held-out interactions (may be empty).
-        info: provenance (source files, generator arguments).
+        info: provenance (source files, generator arguments); ``duplicate_train_interactions`` /
+            ``duplicate_test_interactions``: how many repeated (user, item) pairs were merged.
+
+    Repeated interactions (a user who rated an item twice) are merged: each (user, item) pair is
+    kept once, sorted by user then item, so the normalised adjacency of NGCF/LightGCN
+    (``1/sqrt(|N_u||N_i|)``) and every sparse operand built from it are coalesced.
 
     Duplicate pairs are removed at construction (an interaction is an edge, not a count). Raises
     ``ValueError`` when ids are out of range or tensors disagree in length.
@@ -99,7 +104,9 @@ class BipartiteGraph:
             if i.numel() and (int(i.min()) < 0 or int(i.max()) >= self.num_items):
                 raise ValueError(f"{self.name}: {part} item ids must lie in [0, {self.num_items}) "
                                  f"(got {int(i.min())}..{int(i.max())})")
-            key = np.unique(u.numpy() * self.num_items + i.numpy())
+            raw = u.numpy() * self.num_items + i.numpy()
+            key = np.unique(raw)
+            self.info = {**self.info, f"duplicate_{part}_interactions": int(raw.size - key.size)}
             setattr(self, f"{part}_users", torch.from_numpy(key // self.num_items))
             setattr(self, f"{part}_items", torch.from_numpy(key % self.num_items))
 
@@ -564,7 +571,7 @@ def synthetic_bipartite(num_users: int, num_items: int, num_interactions: int, *
     probability ``~ rank^-item_skew`` (Zipf laws; exponent 0 = uniform, larger = more skewed, the
     ranks shuffled over the ids) -- the bipartite Chung-Lu model (Chung, Lu, *PNAS* 2002) with Zipf
     expected degrees. Pairs are drawn until ``num_interactions`` distinct ones exist (duplicates
-    dropped), then :func:`split_per_user` holds out ``test_fraction`` of each user's interactions.
+    dropped: the generator never produces a repeated interaction), then :func:`split_per_user` holds out ``test_fraction`` of each user's interactions.
 
     Returns a :class:`BipartiteGraph` (``info`` records the arguments). Raises ``ValueError`` when
     ``num_interactions`` exceeds ``num_users * num_items`` / 2 or a size is not positive.

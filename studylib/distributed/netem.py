@@ -410,8 +410,12 @@ def measure_link(server_prefix, client_prefix, address: str, port: int = 5599,
     try:
         import select
 
-        ready, _, _ = select.select([srv.stdout], [], [], timeout_s)
-        line = srv.stdout.readline() if ready else ""
+        line, deadline = "", time.monotonic() + timeout_s
+        while "listening" not in line:  # a remote wrapper may print lines of its own first
+            ready, _, _ = select.select([srv.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = srv.stdout.readline() if ready else ""
+            if not line:
+                break
         if "listening" not in line:
             if srv.poll() is None:
                 srv.kill()

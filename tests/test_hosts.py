@@ -166,3 +166,25 @@ def test_subnets_are_unique_while_held_and_freed_after():
     lc.close()
     la.close()
     assert c != a
+
+
+def test_slurm_recipe_builds_the_ip_config_and_calls_the_launcher(tmp_path):
+    """examples/slurm/run_02.sbatch: valid bash; its ip_config step turns a node list into
+    DistDGL's '<address> <port>' lines; it runs notebook 02 in ssh mode on every node."""
+    import subprocess
+    import sys
+
+    from studylib import paths
+
+    script = paths.project_root() / "examples" / "slurm" / "run_02.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "-m studylib.distributed.hosts ip-config --nodelist" in text
+    assert "-m studylib run 02-distributed-caching" in text and "cluster_mode=ssh" in text
+    res = subprocess.run([sys.executable, "-m", "studylib.distributed.hosts", "ip-config", "--nodelist",
+                          "127.0.0.[1-2],localhost", "--port", "30100"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "127.0.0.1 30100\n127.0.0.2 30100\n127.0.0.1 30100\n"
+    res = subprocess.run([sys.executable, "-m", "studylib.distributed.hosts", "ip-config", "--nodelist", "n[1-"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "malformed" in res.stderr

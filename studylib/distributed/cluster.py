@@ -16,8 +16,14 @@ then starts the servers (waiting until each listens), then the trainers, watches
 every process's log and exit status, and tears everything down -- processes, namespaces, veth
 links, bridge, qdiscs, and with the mount namespaces the shared memory -- after success, failure,
 time-out, ``Ctrl-C`` or ``SIGTERM`` (``finally`` + signal handlers + ``atexit``), so that the next
-run starts clean. Leftovers of a launcher that was ``SIGKILL``-ed (names ``sl<pid>...`` of a dead
-pid) are removed by the next call (:func:`cleanup_stale`).
+run starts clean. A small reaper process (``python -m studylib.distributed.cluster reap``, in its
+own session) waits on a pipe from the launcher and removes the cluster's namespaces and links as
+soon as the launcher is gone, also after ``SIGKILL``; ``python -m studylib.distributed.cluster
+cleanup`` (:func:`cleanup_stale`, also called by every namespace run) removes what a launcher of
+a dead pid left. Names are unique per run (``sl<pid><letter>``), and so is the subnet
+(:func:`allocate_subnet`: a ``flock``-ed lock file per subnet under ``/run/studylib``, freed at
+teardown or when the process dies); a run's working folder is held with a lock too
+(:func:`lock_workdir`): a second run given the same folder is refused with a message naming the first.
 
 Every link carries a network model (:mod:`studylib.distributed.netem`): ``tc netem`` on both ends of
 each machine's veth pair where the kernel has netem, else a user-space TUN switch that replaces the
@@ -27,20 +33,26 @@ backend and the measurement are recorded with every result (``ClusterResult.netw
 trainer's ``STUDYLIB_NETWORK``). Every child process gets ``PR_SET_PDEATHSIG``: if the launcher
 itself is killed with SIGKILL its processes die with it, and the next call removes the namespaces.
 
-On real hosts (``ClusterSpec(ip_config=...)``), one line per machine (``<address> [<port>]``), the
-same launcher starts the processes over ``ssh`` (key-based, ``BatchMode``); the project folder and
-the partition must be reachable at the same paths on every host (a shared file system, as DistDGL's
-own launcher assumes). Every host is checked to answer over ssh before anything starts.
+On real hosts (``ClusterSpec(ip_config=...)``; DistDGL's ``ip_config``, one line per machine,
+``<address or host name> [<port>]``, validated line by line and resolved to addresses by
+:mod:`studylib.distributed.hosts`) the same launcher starts the processes over ``ssh``
+(:mod:`studylib.distributed.ssh`: argument lists, ``--`` before the host, ``BatchMode``, host keys
+verified against ``known_hosts``, a remote wrapper that stops its process when the connection
+closes). The project folder, the Python environment and the partition must be at the same paths on
+every host and the run folder shared (as DistDGL's own launcher assumes): each host is checked to
+answer over ssh and to have all of it before anything starts, and the error names the host and what
+is missing. The link from machine 0 to machine 1 is measured as in the namespace mode.
 
 Public API::
 
-    ClusterSpec(num_machines, trainers_per_machine=1, network="loopback", ip_config=None)
+    ClusterSpec(num_machines, trainers_per_machine=1, network="loopback", ip_config=None, ssh_port=22,
+                ..., python, ssh_user, ssh_key, known_hosts, trust_new_host_keys, remote_workdir)
     run_cluster(part_config, trainer_module, trainer_args, spec, *, timeout_s=600, workdir=None,
                 env=None) -> ClusterResult
     run_standalone(part_config, trainer_module, trainer_args, *, timeout_s=600, workdir=None,
                    env=None) -> ClusterResult          # one process, DGL standalone mode
     namespaces_available() -> (bool, reason)
-    ClusterError, ClusterUnavailableError, cleanup_stale(), leftovers()
+    ClusterError, ClusterUnavailableError, cleanup_stale(), leftovers(), allocate_subnet(), lock_workdir()
 
 Environment of a trainer (``python -m <trainer_module> <trainer_args>``, cwd = project root):
 ``DGL_DIST_MODE=distributed DGL_ROLE=client DGL_NUM_SAMPLER=0 DGL_NUM_SERVER=1 DGL_NUM_CLIENT=<all
@@ -1062,8 +1074,11 @@ def run_cluster(part_config: Path, trainer_module: str, trainer_args: list[str],
         ValueError: bad spec, or machines that do not match the partition's part count (before
             anything starts).
         FileNotFoundError: ``part_config`` does not exist.
-        ClusterUnavailableError: namespaces cannot be created here (no root, missing tools), or a
-            host of ``ip_config`` does not answer over ssh -- before anything starts.
+        IpConfigError: (a ``ValueError``) a line of ``ip_config`` is not ``<address or host name>
+            [<port>]``, or a name does not resolve -- the message names the line; nothing runs.
+        ClusterUnavailableError: namespaces cannot be created here (no root, missing tools); a
+            host of ``ip_config`` does not answer over ssh, its key does not verify, or it lacks
+            what the hosts must share; or another run holds ``workdir`` -- before anything starts.
         ClusterError: a process failed, a server did not start, or the run timed out; raised
             after the teardown, with the log tails of the failing processes.
         KeyboardInterrupt: Ctrl-C, after the teardown.

@@ -29,7 +29,10 @@ MINE = f"sl{os.getpid()}"
 
 
 def _shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """The host's shared-memory segments, less Python multiprocessing semaphores (``sem.mp-*``),
+    which any other process on the host creates and removes at any time."""
+    names = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    return {n for n in names if not n.startswith("sem.mp-")}
 
 
 def _processes(prefix: str, workdir: Path) -> list[str]:

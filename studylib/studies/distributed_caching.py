@@ -353,13 +353,13 @@ def execute_run(run: dict, graph: HomogeneousGraph, params, device: str, workdir
     from studylib.distributed import ClusterSpec, partition, run_cluster, run_standalone
 
     name = graph_key(run["graph"], graph)
-    parts = run["machines"] if mode == "netns" else 1
+    parts = run["machines"] if mode != "standalone" else 1
     t0 = time.perf_counter()
     part_config = partition(graph, parts, method=params.partition_method, name=name)
     part_s = time.perf_counter() - t0
     args = trainer_args(run, graph, name, params, device)
-    if mode == "netns":
-        spec = ClusterSpec(run["machines"], params.trainers_per_machine, run["network"])
+    if mode != "standalone":
+        spec = ClusterSpec(run["machines"], params.trainers_per_machine, run["network"], **params.cluster_spec_kwargs())
         res = run_cluster(part_config, TRAINER_MODULE, args, spec, timeout_s=params.cluster_timeout_s,
                           workdir=workdir)
     else:
@@ -402,11 +402,16 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
 
     graphs = graphs if graphs is not None else GraphCache(params)
     pdict = params.model_dump()
-    mode, why = cluster_mode()
+    mode, why = ("ssh", "") if params.cluster_mode == "ssh" else cluster_mode()
     device, note = trainer_device(params)
     if note:
         log(note)
     runs = plan_runs(params)
+    if mode == "ssh":  # real hosts: their own network, no model emulated, so no network sweep
+        log("ssh mode: every run uses the hosts' real network (recorded as 'real'; measured RTT and throughput in "
+            "the links table)")
+        runs = list({(r["graph"], r["machines"], r["run"]): {**r, "network": "real"}
+                     for r in runs if r["run"] != "network"}.values())
     if mode == "standalone":
         log(f"network namespaces are not available ({why}); falling back to DistDGL's standalone mode: one "
             f"partition, one trainer, no remote traffic, so the caches have nothing to hold")
@@ -444,7 +449,7 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
             d["fallback_reason"] = why
             tables[name].add(d.to_dict("records"))
         tables["links"].add([{**info, "status": "ok"}])
-        nparts = run["machines"] if mode == "netns" else 1
+        nparts = run["machines"] if mode != "standalone" else 1
         pkey = {"graph": run["graph"], "machines": nparts, "part": 0}
         if not parts.has(pkey):
             cfg = partition(g, nparts, method=params.partition_method, name=graph_key(run["graph"], g))

@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser(
         "data", help="fetch datasets into the cache data/ (from $STUDYLIB_DATA_MIRROR, else download)",
         description="Resolve datasets into the project's cache: copy them from the read-only mirror "
-                    "named by STUDYLIB_DATA_MIRROR (checksums verified) or download them. Without names: "
-                    "every dataset of the small profiles (ogbn-* are fetched by the paper profile).")
+                    "named by STUDYLIB_DATA_MIRROR (checksums verified) or, when that variable is not set, "
+                    "download them -- the only command that uses the network. Without names: "
+                    "every dataset of the small profiles (name ogbn-mag to fetch it for the paper profile).")
     data.add_argument("names", nargs="*", metavar="DATASET", help="dataset names (default: the small ones)")
 
     lst = sub.add_parser(
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = 0
         for name in names:
             try:
-                print(f"{name:16s} {data.resolve(name)}")
+                print(f"{name:16s} {data.resolve(name, download=True)}")
             except (ValueError, FileNotFoundError) as err:
                 failed += 1
                 _error(str(err))

@@ -23,7 +23,6 @@ after the warm-up epochs; the epoch-time cut is ``1 - mean(variant epochs) / mea
 
 from __future__ import annotations
 
-import builtins
 import json
 import math
 import re
@@ -122,37 +121,21 @@ def dblp_paper_graph(feature_dim: int = 256, seed: int = 0) -> HomogeneousGraph:
     return resplit(g, (0.6, 0.2, 0.2), seed, eligible=torch.nonzero(torch.from_numpy(has)).flatten())
 
 
-def load_ogb_homogeneous(name: str, download: bool = True) -> HomogeneousGraph:
+def load_ogb_homogeneous(name: str, download: bool = False) -> HomogeneousGraph:
     """``ogbn-products`` or ``ogbn-papers100M`` through ogb's ``NodePropPredDataset`` (paper
-    profile; tens of GB for papers100M). Edges are made symmetric; nodes without a label
-    (papers100M) get label 0 and stay out of every split. ogb's interactive prompts (large
-    downloads, version updates) raise :class:`studylib.data.DatasetUnavailableError` instead of
-    waiting; ``download=False`` refuses to download."""
-    from studylib import paths
-    from studylib.data import DatasetUnavailableError
-    from studylib.data.hgnn_datasets import _no_outdated_check
+    profile; tens of GB for papers100M), resolved like every registered dataset
+    (:func:`studylib.data.resolve`: cache, mirror, download only when ``download``; fetch it with
+    ``python -m studylib data <name>``). Edges are made symmetric; nodes without a label
+    (papers100M) get label 0 and stay out of every split. ogb's interactive prompts raise
+    :class:`studylib.data.DatasetUnavailableError` instead of waiting."""
+    from studylib.data.hgnn_datasets import open_ogb_node_dataset
+    from studylib.data.registry import locally_processed, resolve
 
     if name not in ("ogbn-products", "ogbn-papers100M"):
         raise ValueError(f"unknown OGB graph {name!r}")
-    root = paths.data_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with _no_outdated_check():
-        import ogb.nodeproppred.dataset as ogb_dataset
-
-    def no_input(prompt: str = ""):
-        raise DatasetUnavailableError(f"ogb asked {prompt.strip()!r} while loading {name}; download it yourself "
-                                      f"into {root} (ogb's layout) and run again")
-
-    old_input, old_decide = builtins.input, ogb_dataset.decide_download
-    builtins.input = no_input
-    if not download:
-        def refuse(url):
-            raise DatasetUnavailableError(f"{name} is not in {root} and downloading is disabled ({url})")
-        ogb_dataset.decide_download = refuse
-    try:
-        ds = ogb_dataset.NodePropPredDataset(name=name, root=str(root))
-    finally:
-        builtins.input, ogb_dataset.decide_download = old_input, old_decide
+    folder = resolve(name, download=download)
+    with locally_processed(folder):
+        ds = open_ogb_node_dataset(name, root=folder.parent, download=False)
     graph, labels = ds[0]
     split = ds.get_idx_split()
     ei = torch.as_tensor(graph["edge_index"], dtype=torch.int64)

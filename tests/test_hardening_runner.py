@@ -39,7 +39,7 @@ def _no_runner_folders(tmp: Path) -> list[str]:
 
 
 def test_run_id_override_reaches_runs_json_and_the_time_out_banner(project: Path) -> None:  # noqa: F811
-    (res,) = runner.run_notebooks(["03-sleep"], "smoke", {"run_id": "my-run-7"}, timeout=6, progress=False,
+    (res,) = runner.run_notebooks(["03-sleep"], "smoke", {"run_id": "my-run-7"}, timeout=15, progress=False,
                                   write_report=False)
     assert res.status == "timed out" and res.run_id == "my-run-7"
     assert _runs(project)["03-sleep"]["run_id"] == "my-run-7"

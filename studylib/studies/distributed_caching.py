@@ -376,12 +376,14 @@ def _measured(table, key: dict) -> bool:
 def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict[str, pd.DataFrame]:
     """Run (or resume) every planned cluster run (:func:`plan_runs`) into the tables
     ``results/02-distributed-caching/{epochs,batches,setup,accuracy,links,partitions}`` and return
-    them. A run already in the ``epochs`` table (same parameters, same machine) is not run again.
+    them. A run whose tables were all written (same parameters, same machine; the completion marker
+    of :class:`studylib.results.ResultGroup`) is not run again; one interrupted between its tables
+    is run again and its partial rows replaced.
     Without network namespaces (no root, no ``ip``), every graph runs once in DistDGL's standalone
     mode instead and the reason is printed and recorded (``cluster_mode``, ``fallback_reason``)."""
     from studylib import paths
     from studylib.distributed import ClusterError, partition, partition_statistics
-    from studylib.results import ResultTable
+    from studylib.results import ResultGroup, ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     pdict = params.model_dump()
@@ -399,13 +401,13 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
                        "variants": [variant(params.models[0], p, params, params.models[0])
                                     for p in ("distdgl", "prefetch", "massivegnn")]}
         runs = list(seen.values())
-    tables = {name: ResultTable(NOTEBOOK, name, RUN_KEY, pdict) for name in
-              ("epochs", "batches", "setup", "accuracy", "links")}
+    group = ResultGroup(NOTEBOOK, "runs", ("epochs", "batches", "setup", "accuracy", "links"), RUN_KEY, pdict)
+    tables = group.tables
     parts = ResultTable(NOTEBOOK, "partitions", ["graph", "machines", "part"], pdict)
     logdir = paths.results_dir(NOTEBOOK) / "logs"
     for i, run in enumerate(runs):
         key = {k: run[k] for k in RUN_KEY}
-        if _measured(tables["epochs"], key):
+        if group.complete(key):
             log(f"[{i + 1}/{len(runs)}] {key}: already measured; resuming")
             continue
         g = graphs[run["graph"]]
@@ -421,12 +423,13 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
             tables["epochs"].add([{**key, "status": "failed", "error": str(err)[:2000], "variant": None}])
             continue
         info["fallback_reason"] = why
+        rows = {}
         for kind, name in (("epoch", "epochs"), ("batch", "batches"), ("setup", "setup"), ("accuracy", "accuracy")):
             d = got[kind]
             d["status"] = "ok"
             d["fallback_reason"] = why
-            tables[name].add(d.to_dict("records"))
-        tables["links"].add([{**info, "status": "ok"}])
+            rows[name] = d.to_dict("records")
+        group.write(key, {**rows, "links": [{**info, "status": "ok"}]})
         nparts = run["machines"] if mode == "netns" else 1
         pkey = {"graph": run["graph"], "machines": nparts, "part": 0}
         if not parts.has(pkey):

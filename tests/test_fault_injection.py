@@ -210,3 +210,18 @@ def test_killed_cluster_leaves_nothing_after_the_next_start(tmp_path, monkeypatc
     assert cl.leftovers(prefix) == {"netns": [], "links": []}
     shm_after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     assert not [f for f in shm_after - shm_before if "fault" in f or prefix in f]
+
+
+def test_tier_work_folders_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    base = tmp_path / "tiers"
+    base.mkdir()
+    code = ("import os, signal, sys\nfrom studylib import memory_tiers as mt\n"
+            "w = mt.new_work_folder(sys.argv[1]); (w / 'emb.bin').write_bytes(b'x')\n"
+            "if sys.argv[2] == 'kill':\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(results.__file__).parents[1])}
+    killed = subprocess.run([sys.executable, "-c", code, str(base), "kill"], env=env, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(base.glob("recsys-tiers-*"))) == 1  # what a kill leaves
+    done = subprocess.run([sys.executable, "-c", code, str(base), "exit"], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert list(base.iterdir()) == [], "a work folder outlived its run"

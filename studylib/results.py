@@ -6,6 +6,11 @@ configuration columns + metric columns (units in their names, e.g. ``seconds``, 
 holding its provenance. Each :meth:`ResultTable.add` rewrites the files atomically (temporary file
 + ``os.replace``), so an interrupted sweep leaves either the old or the new table, never half of
 one, and a rerun with the same parameters measures only the configurations that are missing.
+
+A configuration whose rows go to several tables (one cluster run: epochs, batches, ...) is written
+through a :class:`ResultGroup`: it counts as measured only once *all* its tables are written, which a
+completion marker records after the last one; a run killed between two tables is measured again,
+and the rows its first attempt left are replaced, not duplicated.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     on an exception it is deleted and ``target`` is left as it was."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # the writer's pid in the name lets a later table remove what a killed writer left (see ResultTable)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -95,6 +101,8 @@ class ResultTable:
         self.machine = hardware.probe()
         self.fingerprint = fingerprint(self.parameters, self.machine)
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
+        remove_stale_temporaries(self.path.parent, [self.path.name, self.path.with_suffix(".csv").name,
+                                                    self.path.with_suffix(".json").name])
         self._frame = self._load()
 
     def _load(self) -> pd.DataFrame:
@@ -139,8 +147,8 @@ class ResultTable:
         self._write()
 
     def _write(self) -> None:
-        with atomic_path(self.path) as tmp:
-            self._frame.to_parquet(tmp, index=False)
+        # the parquet file (what a rerun resumes from) last: when it holds a row, so do the CSV
+        # copy and the sidecar, even if the process was killed between two of the files
         with atomic_path(self.path.with_suffix(".csv")) as tmp:
             self._frame.to_csv(tmp, index=False)
         write_json(self.path.with_suffix(".json"), {
@@ -149,6 +157,21 @@ class ResultTable:
             "fingerprint": self.fingerprint, "parameters": self.parameters,
             "hardware": self.machine, "git_sha": self.machine.get("git_sha"),
         })
+        with atomic_path(self.path) as tmp:
+            self._frame.to_parquet(tmp, index=False)
+
+    def discard(self, config: dict) -> int:
+        """Remove the rows of configuration ``config`` (matched on the config columns, as strings)
+        and rewrite the table when any were removed. Returns the number of rows removed."""
+        if self._frame.empty:
+            return 0
+        key = self._key(config, self.config_columns)
+        keep = [self._key(r, self.config_columns) != key for _, r in self._frame[self.config_columns].iterrows()]
+        removed = len(keep) - sum(keep)
+        if removed:
+            self._frame = self._frame[keep].reset_index(drop=True)
+            self._write()
+        return removed
 
     def frame(self) -> pd.DataFrame:
         """The table as a DataFrame (a copy)."""
@@ -182,6 +205,106 @@ class ResultTable:
                          **{c: float("nan") for c in oom_metric_columns}}]
             self.add(rows)
         return self.frame()
+
+
+def remove_stale_temporaries(folder: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` made for the files ``names`` in
+    ``folder`` (``.<name>.<pid>.*.tmp``) and whose writing process ``<pid>`` no longer runs (it was
+    killed mid-write). Returns the removed paths."""
+    removed = []
+    for name in names:
+        for p in Path(folder).glob(f".{name}.*.tmp"):
+            pid = p.name[len(name) + 2:].split(".", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultGroup:
+    """Tables written together, configuration by configuration: a configuration counts as
+    measured only when every table of the group holds its rows.
+
+    :meth:`write` first removes any rows of the configuration that an interrupted earlier attempt
+    left in the tables, then adds each table's rows in order, and last records the configuration
+    in the completion marker ``results/<notebook>/<name>.complete.json`` (atomically; one list of
+    configuration keys per fingerprint). :meth:`complete` reads that marker. For a fingerprint the
+    marker does not know yet (tables written before markers existed, or a kill after the last
+    table but before the marker), a configuration is complete when the *last* table holds rows of
+    it: tables are written in order, so its rows imply all the others.
+
+    Args:
+        notebook: notebook name (folder under ``results/``).
+        name: name of the group (the marker's file stem).
+        table_names: the tables, in the order they are written.
+        config_columns, parameters, run_id: as for :class:`ResultTable` (shared by all tables).
+
+    Attributes:
+        tables: table name -> :class:`ResultTable`.
+    """
+
+    def __init__(self, notebook: str, name: str, table_names: Iterable[str], config_columns: Iterable[str],
+                 parameters: dict | None = None, run_id: str | None = None):
+        names = list(table_names)
+        if not names:
+            raise ValueError(f"{notebook}/{name}: a result group needs at least one table")
+        self.notebook, self.name = notebook, name
+        self.config_columns = list(config_columns)
+        self.tables = {n: ResultTable(notebook, n, self.config_columns, parameters, run_id) for n in names}
+        self.fingerprint = self.tables[names[-1]].fingerprint
+        self.marker = paths.results_dir(notebook) / f"{name}.complete.json"
+        remove_stale_temporaries(self.marker.parent, [self.marker.name])
+        self._complete = self._load_marker()
+
+    def _load_marker(self) -> set[tuple]:
+        try:
+            known = json.loads(self.marker.read_text()).get("complete", {})
+        except (OSError, ValueError, AttributeError):
+            known = {}
+        if isinstance(known, dict) and self.fingerprint in known:
+            return {tuple(str(v) for v in key) for key in known[self.fingerprint]}
+        return set(self.tables[list(self.tables)[-1]].done())
+
+    def complete(self, config: dict) -> bool:
+        """Whether every table of the group was written for ``config`` (a dict holding the config
+        columns)."""
+        return ResultTable._key(config, self.config_columns) in self._complete
+
+    def write(self, config: dict, rows: dict[str, list[dict]]) -> None:
+        """Write the rows of one configuration to every table, then mark it complete.
+
+        Args:
+            config: the configuration (its config columns identify it).
+            rows: table name -> rows (each holding the config columns); a table without an entry
+                gets no rows.
+
+        Raises:
+            KeyError: a table name that is not in the group, or a row lacking a config column.
+        """
+        unknown = sorted(set(rows) - set(self.tables))
+        if unknown:
+            raise KeyError(f"{self.notebook}/{self.name}: no table(s) {unknown} in this group")
+        for table in self.tables.values():
+            table.discard(config)
+        for name, table in self.tables.items():
+            table.add(rows.get(name) or [])
+        self._complete.add(ResultTable._key(config, self.config_columns))
+        write_json(self.marker, {"notebook": self.notebook, "group": self.name, "tables": list(self.tables),
+                                 "config_columns": self.config_columns,
+                                 "complete": {self.fingerprint: sorted(list(k) for k in self._complete)},
+                                 "updated_utc": utc_now()})
 
 
 def read_table(notebook: str, name: str) -> pd.DataFrame | None:

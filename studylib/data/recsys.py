@@ -192,8 +192,10 @@ class BipartiteGraph:
 
     @classmethod
     def load(cls, path: Path | str) -> BipartiteGraph:
-        """Read a graph written by :meth:`save`."""
-        d = torch.load(path)
+        """Read a graph written by :meth:`save` (``torch.load(weights_only=True)``: tensors, numbers,
+        strings and containers only; a file holding any other object raises
+        ``pickle.UnpicklingError`` instead of running its code)."""
+        d = torch.load(path, weights_only=True)
         return cls(**d)
 
 
@@ -435,10 +437,10 @@ def load_movielens_100k(download: bool = False) -> BipartiteGraph:
 
     from torch_geometric.datasets import MovieLens100K
 
-    from studylib.data.registry import resolve_details
+    from studylib.data.registry import locally_processed, resolve_details
 
     res = resolve_details("movielens-100k", download=download)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), locally_processed(res.folder):
         warnings.simplefilter("ignore")
         data = MovieLens100K(str(res.folder))[0]
     et = ("user", "rates", "movie")
@@ -515,12 +517,15 @@ def _fetch_paper_dataset(name: str, folder: Path) -> None:
             _fetch(f"{src.url}/{f}", raw / f)
 
 
-def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
+def load_paper_dataset(name: str, download: bool = False) -> BipartiteGraph:
     """One of :data:`PAPER_DATASETS`, from ``<data dir>/recsys/<name>/raw/``, else from
     ``$STUDYLIB_DATA_MIRROR/recsys/<name>/raw/`` (read in place), else downloaded into the cache
-    (network; only when ``download``). Upstream publishes no checksums; none are checked.
+    (network; only when ``download`` is true and no mirror is set: a mirror that lacks the files is
+    an error, not a reason to download). Upstream publishes no checksums; none are checked (the
+    files are text, parsed without pickle).
 
-    Raises ``DatasetUnavailableError`` naming the folders looked at and the URL.
+    Raises ``DatasetUnavailableError`` naming the dataset, the folders looked at, the URL and
+    ``STUDYLIB_DATA_MIRROR``.
     """
     from studylib import paths
     from studylib.data.registry import DatasetUnavailableError
@@ -533,6 +538,11 @@ def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
     if paths.mirror_dir() is not None:
         candidates.append(paths.mirror_dir() / "recsys" / name)
     folder = next((c for c in candidates if all((c / "raw" / f).is_file() for f in src.files)), None)
+    if folder is None and download and paths.mirror_dir() is not None:
+        raise DatasetUnavailableError(f"dataset {name!r} is not available: none of "
+                                      f"{', '.join(str(c / 'raw') for c in candidates)} holds {', '.join(src.files)}; "
+                                      f"source {src.url}. Nothing is downloaded while {paths.MIRROR_VARIABLE} is "
+                                      f"set: add the files to the mirror, or unset the variable to download")
     if folder is None and download:
         try:
             _fetch_paper_dataset(name, cache)
@@ -543,7 +553,8 @@ def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
     if folder is None:
         raise DatasetUnavailableError(f"dataset {name!r} is not available: none of "
                                       f"{', '.join(str(c / 'raw') for c in candidates)} holds {', '.join(src.files)}; "
-                                      f"source {src.url} (set STUDYLIB_DATA_MIRROR or allow the download)")
+                                      f"source {src.url} (set {paths.MIRROR_VARIABLE} to a folder holding "
+                                      f"recsys/{name}/raw/, or allow the download with the parameter download)")
     if src.format == "lightgcn":
         g = load_lightgcn(folder / "raw", name=name)
     else:

@@ -584,7 +584,7 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
         n = mt.numa_nodes()
         numa = (0, n - 1)
     status = mt.status_rows(statuses)
-    work = Path(tempfile.mkdtemp(prefix="recsys-tiers-", dir=base))
+    work = mt.new_work_folder(base)  # removed below, at exit, or by the next run after a kill
     try:
         graph_files = {}
         for ds in params.tier_datasets:

@@ -32,7 +32,7 @@ data: $(STAMP) ## fetch the small real datasets into data/ (from $$STUDYLIB_DATA
 figures: data ## regenerate every figure of the PROFILE (default small) into figures/ and results/
 	$(PY) -m studylib run $(NOTEBOOKS) --profile $(PROFILE)
 
-report: $(STAMP) ## write reports/index.html: every figure with its provenance
+report: $(STAMP) ## write reports/index.html: every figure with its provenance, the findings scoreboard
 	$(PY) -m studylib report
 
 test: $(STAMP) ## run the test suite (includes the smoke profile of every notebook)

@@ -36,7 +36,7 @@ data: $(EXT_STAMP) ## fetch the small real datasets into data/ (from $$STUDYLIB_
 figures: data ## regenerate every figure of the PROFILE (default small) into figures/ and results/
 	$(PY) -m studylib run $(NOTEBOOKS) --profile $(PROFILE)
 
-report: $(STAMP) ## write reports/index.html: every figure with its provenance
+report: $(STAMP) ## write reports/index.html: every figure with its provenance, the findings scoreboard
 	$(PY) -m studylib report
 
 test: $(EXT_STAMP) ## run the test suite (includes the smoke profile of every notebook)

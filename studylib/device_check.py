@@ -13,7 +13,7 @@
 ``stream_bandwidth``        00-hardware's ``measure_bandwidth`` (STREAM copy and triad), the triad's
                             result checked, its timing against CUDA events
 ``host_device_copies``      00-hardware's ``measure_transfer`` (pinned/pageable, both directions; CUDA only)
-``op_microbenchmarks``      03's operation registry, every operation in fp32 and fp16 at one small size:
+``op_microbenchmarks``      03's operation registry, every operation in fp32 and fp16 (CPU: fp32) at one small size:
                             each implementation timed by 03's ``measure_config``, PyG vs native outputs compared
 ``hgnn_stage_timing``       01's PyG RGCN, RGAT and HAN on a synthetic ACM-like graph: stage and phase times
 ``hgnn_kernel_classes``     the same models under ``torch.profiler``: :func:`studylib.timing.kernel_class_breakdown`
@@ -84,9 +84,10 @@ OP_TOLERANCE = {torch.float32: (1e-3, 1e-3), torch.float16: (2e-2, 2e-2)}
 KERNEL_TOTAL_TOL = 0.05
 #: At most this share of the profiled time may fall in kernel class ``other`` (unclassified ops).
 MAX_OTHER_SHARE = 0.5
-#: The regions of a step (stages, loss, backward, update) must cover at least this share of the step time
-#: and may exceed it by at most ``1 + STEP_COVER_SLACK`` (the timer's own cost).
-MIN_STEP_COVER, STEP_COVER_SLACK = 0.5, 0.05
+#: The regions of a step (stages, loss, backward, update) are disjoint parts of it: in every step their sum may
+#: exceed the step by at most ``STEP_COVER_SLACK`` (clock reads), and the median over steps must cover at least
+#: ``MIN_STEP_COVER`` of it (the rest is untimed Python between regions, and on a busy machine, preemption).
+MIN_STEP_COVER, STEP_COVER_SLACK = 0.25, 0.05
 #: Instrumented / plain step time. Synchronising at region boundaries can at most remove the overlap of
 #: host and device work, which bounds the slowdown by 2x; above that the instrumentation itself is at fault.
 #: The study's goal (<= 5%) is reported, not required, at these small sizes.
@@ -132,14 +133,14 @@ BUDGETS = {
                    overhead_min_run_time=0.3),
     "cpu": Budget("cpu", timer_n=512, timer_mms=2, timer_repeats=5, peak_bytes=64 * 2**20, gemm_n=512,
                   gemm_dtypes=("float32",), stream_mib=32, transfer_mib=16, rounds=1, min_run_time=0.05,
-                  op_size=2**12, op_dtypes=("float32", "float16"), graph_scale=0.05, hidden_dim=16, warmup_steps=1,
-                  repeat_steps=3, profile_steps=1, overhead_models=("rgcn",), overhead_rounds=2,
-                  overhead_min_run_time=0.05),
+                  op_size=2**12, op_dtypes=("float32",), graph_scale=0.05, hidden_dim=16, warmup_steps=1,
+                  repeat_steps=3, profile_steps=1, overhead_models=("rgcn",), overhead_rounds=3,
+                  overhead_min_run_time=0.1),
     "tiny": Budget("tiny", timer_n=128, timer_mms=1, timer_repeats=3, peak_bytes=32 * 2**20, gemm_n=128,
                    gemm_dtypes=("float32",), stream_mib=8, transfer_mib=8, rounds=1, min_run_time=0.01,
                    op_size=2**10, op_dtypes=("float32",), graph_scale=0.02, hidden_dim=8, warmup_steps=1,
-                   repeat_steps=2, profile_steps=1, overhead_models=("rgcn",), overhead_rounds=1,
-                   overhead_min_run_time=0.01),
+                   repeat_steps=2, profile_steps=1, overhead_models=("rgcn",), overhead_rounds=3,
+                   overhead_min_run_time=0.02),
 }
 
 
@@ -658,9 +659,9 @@ def check_hgnn_stage_timing(ctx: Context) -> Result:
                 failures.append(f"{model}: stage {k} not timed")
         if not _median(build) > 0:
             failures.append(f"{model}: semantic graph build not timed")
-        if not all(MIN_STEP_COVER <= c <= 1 + STEP_COVER_SLACK for c in cover):
-            failures.append(f"{model}: step regions cover {min(cover):.2f}-{max(cover):.2f} of the step "
-                            f"(expected {MIN_STEP_COVER}-{1 + STEP_COVER_SLACK})")
+        if not (cover and max(cover) <= 1 + STEP_COVER_SLACK and _median(cover) >= MIN_STEP_COVER):
+            failures.append(f"{model}: step regions cover {min(cover, default=0):.2f}-{max(cover, default=0):.2f} of "
+                            f"the step (median at least {MIN_STEP_COVER}, each at most {1 + STEP_COVER_SLACK})")
         if not (losses and all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]):
             failures.append(f"{model}: loss not finite or not falling over the timed steps ({losses})")
         if ctx.cuda and FORWARD_PEAK_KEY in mem and not mem[FORWARD_PEAK_KEY][0] > mem[FORWARD_PEAK_KEY][1]:
@@ -807,8 +808,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     Raises ``ValueError`` for another device type."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda[:N] (got {device!r})")
     return dev
 

@@ -56,7 +56,7 @@ TORCH_CURRENT ?= 2.11.0
 CURRENT_PKGS := "torch==$(TORCH_CURRENT)" "torch_geometric==2.8.1" "numpy>=2" scipy pandas pyarrow pydantic PyYAML \
 	matplotlib seaborn tqdm psutil py-cpuinfo nvidia-ml-py papermill nbformat nbclient nbconvert ipykernel pytest
 
-env-current: ## second env .venv-current: Python 3.12, torch $(TORCH_CURRENT), PyG, numpy 2, no DGL (~3 GB download)
+env-current: ## second env .venv-current: Python 3.12, current torch (TORCH_CURRENT) and PyG, numpy 2, no DGL (~3 GB download)
 	@test -n "$(PYTHON312)" || { echo "error: no Python 3.12 found (python3.12 or pyenv's 3.12); set PYTHON312=/path/to/python3.12"; exit 1; }
 	test -x $(VENV_CURRENT)/bin/python || $(PYTHON312) -m venv $(VENV_CURRENT)
 	$(VENV_CURRENT)/bin/python -m pip install --quiet --upgrade pip wheel setuptools
@@ -66,7 +66,8 @@ env-current: ## second env .venv-current: Python 3.12, torch $(TORCH_CURRENT), P
 	$(VENV_CURRENT)/bin/python -c 'import sys, torch, torch_geometric, numpy, studylib; print("python", sys.version.split()[0], "torch", torch.__version__, "pyg", torch_geometric.__version__, "numpy", numpy.__version__)'
 
 DEVICE_OUT ?= reports/device-check
-device-check: $(STAMP) ## run the device check (GPU if present, else CPU) into DEVICE_OUT (default reports/device-check)
+# PY=python3 on the command line runs it with that interpreter and skips the set-up of .venv
+device-check: $(if $(filter command line,$(origin PY)),,$(STAMP)) ## device check (GPU if present, else CPU) into DEVICE_OUT (default reports/device-check)
 	$(PY) -m studylib device-check --out $(DEVICE_OUT)
 
 clean: ## remove outputs and caches (keeps .venv and data/)

@@ -78,7 +78,7 @@ BANDWIDTH_RANGE = {"cuda": (1e10, 3e13), "cpu": (1e8, 5e12)}
 COPY_RANGE = (1e8, 2e12)
 #: Output agreement of a PyG implementation with the primary native one: ``|a - b| <= atol * scale + rtol * |b|``
 #: with ``scale = max(1, max |b|)``.
-OP_TOLERANCE = {torch.float32: (1e-3, 1e-3), torch.float16: (2e-2, 2e-2)}
+OP_TOLERANCE = {torch.float32: (1e-3, 1e-3), torch.float16: (5e-2, 5e-2)}
 #: Kernel classes: the breakdown's device total against the profiler's kernel total (CUDA), or its CPU self
 #: time against the wall time of the profiled steps (CPU).
 KERNEL_TOTAL_TOL = 0.05
@@ -421,7 +421,7 @@ def check_gemm_flops(ctx: Context) -> Result:
             xa = torch.rand(b.gemm_n, b.gemm_n, device=dev).to(dt)
             ya = torch.rand(b.gemm_n, b.gemm_n, device=dev).to(dt)
             c = torch.empty_like(xa)
-            ev = event_seconds(lambda: torch.mm(xa, ya, out=c), dev)
+            ev = event_seconds(lambda xa=xa, ya=ya, c=c: torch.mm(xa, ya, out=c), dev)
             entry["event_s"] = ev
             gap = abs(med_s - ev) / ev
             entry["benchmark_vs_events"] = gap
@@ -509,7 +509,7 @@ def _agreement(ops, op, inp, dtype) -> tuple[bool, float, str]:
     :data:`OP_TOLERANCE`); the worst normalised error and the implementation it came from."""
     native = op.primary(ops.NATIVE)
     ref = ops.canonical(native.run(native.state(inp)), inp, op)
-    rtol, atol = OP_TOLERANCE.get(dtype, (2e-2, 2e-2))
+    rtol, atol = OP_TOLERANCE.get(dtype, (5e-2, 5e-2))
     worst, who, ok = 0.0, "", True
 
     def flat(x):

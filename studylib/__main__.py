@@ -1,4 +1,4 @@
-"""Command line of the study suite: ``python -m studylib {run,report,data,scoreboard,list}``.
+"""Command line of the study suite: ``python -m studylib {run,report,data,scoreboard,list,device-check}``.
 
 Exit status: 0 when everything asked for succeeded, 1 when a notebook failed or timed out,
 2 for a usage error (unknown notebook or profile, invalid parameters) -- then nothing has run,
@@ -126,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the notebooks, the profiles with a parameter file for each (and the values it "
                     "sets), and each notebook's declared parameters: name, type, default, description.")
     lst.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="only these notebooks")
+
+    from studylib import device_check
+
+    dc = sub.add_parser(
+        "device-check", help="exercise the GPU paths (CPU when there is no GPU); write a JSON and a summary",
+        description="Run the device check: device probe, stage timers against CUDA events, peak memory, "
+                    "GEMM, STREAM and host/device copies (00), the operations of 03 in fp32 and fp16, the PyG "
+                    "HGNNs of 01 (stage timing, kernel classes, instrumentation overhead). Writes "
+                    "DIR/device_check.json and DIR/device_check.txt; exit status 0 all passed or skipped, 1 a "
+                    "check failed, 2 bad arguments, 3 the time limit was reached. Needs torch, torch_geometric, "
+                    "numpy, pandas, psutil, pydantic, PyYAML; not DGL, papermill or plotting libraries.")
+    device_check.add_arguments(dc)
     return parser
 
 
@@ -141,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     argparse itself exits with status 2 on malformed arguments (``SystemExit``).
     """
     args = build_parser().parse_args(argv)
+    if args.command == "device-check":  # before the runner: it needs no papermill, plotting or DGL
+        from studylib import device_check
+
+        return device_check.run_from_args(args)
     from studylib import runner
 
     if args.command == "run":

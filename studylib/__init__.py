@@ -5,7 +5,7 @@ folder and the project README):
 
 * :mod:`studylib.paths` -- project root, data/figures/results/reports folders, the dataset mirror.
 * :mod:`studylib.params` -- declared, validated parameters of each notebook and profile YAML.
-* :mod:`studylib.hardware` -- ``probe()`` of the machine and library versions.
+* :mod:`studylib.machine` -- ``probe()`` of the machine and library versions.
 * :mod:`studylib.timing` -- device-synchronised stage timers and the kernel-class breakdown.
 * :mod:`studylib.data` -- dataset registry, mirror resolution, loaders, synthetic generators.
 * :mod:`studylib.models` -- HGNN builders (RGCN, RGAT, HAN) in DGL and PyG with stage marks.

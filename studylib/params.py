@@ -114,7 +114,7 @@ class HardwareParams(NotebookParams):
 class OpMicrobenchmarkParams(NotebookParams):
     """Parameters of ``03-op-microbenchmarks`` (Hosseini, Simini, Vishwanath, arXiv 2207.09955)."""
 
-    operations: list[str] | None = Field(None, description="operations of studylib.ops; None = all")
+    operations: list[str] | None = Field(None, description="operations of studylib.studies.op_microbenchmarks.ops; None = all")
     implementations: Literal["all", "primary"] = Field(
         "all", description="all registered implementations, or only the first PyG and native one")
     sizes: list[PositiveInt] = Field([2**16, 2**19, 2**22], min_length=1, description="elements of the main input")
@@ -141,7 +141,7 @@ class OpMicrobenchmarkParams(NotebookParams):
             return v
         if not v:
             raise ValueError("give at least one operation, or None for all")
-        from studylib import ops
+        from studylib.studies.op_microbenchmarks import ops
 
         ops.check_names(v)
         return v

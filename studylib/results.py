@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studylib import hardware, paths
+from studylib import machine, paths
 
 
 def new_run_id() -> str:
@@ -92,7 +92,7 @@ class ResultTable:
         self.config_columns = list(config_columns)
         self.parameters = dict(parameters or {})
         self.run_id = current_run_id(run_id or self.parameters.get("run_id"))
-        self.machine = hardware.probe()
+        self.machine = machine.probe()
         self.fingerprint = fingerprint(self.parameters, self.machine)
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
         self._frame = self._load()

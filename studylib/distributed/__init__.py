@@ -13,8 +13,8 @@ Public API (imported lazily, so that ``python -m studylib.distributed.netem`` st
     ClusterError, ClusterUnavailableError
 
 Modules: :mod:`~studylib.distributed.partition`, :mod:`~studylib.distributed.cluster`,
-:mod:`~studylib.distributed.netem`, :mod:`~studylib.distributed.cache` (the policies, against an
-abstract ``pull(ids) -> Tensor``), :mod:`~studylib.distributed.node_trainer` (the trainer process).
+:mod:`~studylib.distributed.netem`, :mod:`~studylib.studies.distributed_caching.cache` (the policies, against an
+abstract ``pull(ids) -> Tensor``), :mod:`~studylib.studies.distributed_caching.node_trainer` (the trainer process).
 
 A trainer module for :func:`run_cluster` is any module runnable with ``python -m``: it calls
 ``dgl.distributed.initialize(os.environ["DGL_IP_CONFIG"])``, then

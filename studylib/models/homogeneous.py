@@ -22,7 +22,7 @@ Between layers: ReLU (ELU for GAT, as in Velickovic et al., ICLR 2018) and dropo
 layers have ``num_heads`` heads of ``hidden_dim // num_heads`` features each (concatenated).
 
 The layer widths, self-loop handling and head counts here are exactly what
-:mod:`studylib.analysis` counts flops and bytes for (:attr:`HomogeneousGNN.dims`).
+:mod:`studylib.studies.parallelism_analysis.work_depth` counts flops and bytes for (:attr:`HomogeneousGNN.dims`).
 """
 
 from __future__ import annotations

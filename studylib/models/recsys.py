@@ -21,7 +21,7 @@ sampled blocks the edge weight is ``p_ui * deg(u) / sampled_deg(u)``, so that th
 unbiased estimate of the full-graph sum; on the full graph the correction is 1.
 
 The ego embeddings live in an :class:`EmbeddingTable`: :class:`DenseTable` (one tensor; where that
-tensor's memory lives is the caller's choice, see :mod:`studylib.memory_tiers`) or
+tensor's memory lives is the caller's choice, see :mod:`studylib.studies.recsys_memory_tiers.memory_tiers`) or
 :class:`SplitTable` (hot rows in one tensor, cold rows in another, the first layer aggregating from
 both without copying either).
 """

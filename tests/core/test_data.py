@@ -538,7 +538,7 @@ def test_synthetic_labels_learnable():
 def test_no_input_calls_in_package():
     import ast
 
-    root = Path(__file__).resolve().parents[1] / "studylib" / "data"
+    root = Path(__file__).resolve().parents[2] / "studylib" / "data"
     for f in root.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -2,7 +2,7 @@
 communication models of Besta and Hoefler (IEEE TPAMI 2024, arXiv 2205.09702) predict what this
 machine measures?
 
-The models live in :mod:`studylib.analysis`; this module measures GCN, GraphSAGE, GIN and GAT
+The models live in :mod:`studylib.studies.parallelism_analysis.work_depth`; this module measures GCN, GraphSAGE, GIN and GAT
 training steps (PyG and DGL) over a grid of synthetic graphs and the real graphs of the mirror,
 writes the predictions next to the measurements, fits one machine constant per model, partitions
 graphs with METIS to predict communication, and reads what the other notebooks measured
@@ -28,7 +28,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from studylib import analysis, timing
+from studylib import timing
+from studylib.studies.parallelism_analysis import work_depth as analysis
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
 
@@ -111,9 +112,9 @@ def graph_rows(name: str, graph: HomogeneousGraph, params) -> list[dict]:
 
 def dgl_usable(device: torch.device) -> bool:
     """Whether DGL models can run on ``device`` (the package index's DGL wheel is CPU-only)."""
-    from studylib import hardware
+    from studylib import machine
 
-    return device.type == "cpu" or hardware.dgl_has_cuda()
+    return device.type == "cpu" or machine.dgl_has_cuda()
 
 
 def build_training(model_name: str, framework: str, graph: HomogeneousGraph, hidden: int, num_layers: int, params,
@@ -198,10 +199,10 @@ def measure_step_times(graph_name: str, model_name: str, framework: str, num_lay
 def predict_step(graph_name: str, model_name: str, framework: str, num_layers: int, graph: HomogeneousGraph,
                  params) -> dict:
     """The models' predictions for one configuration (one row): the counted work, traffic and
-    depth of a training step (:func:`studylib.analysis.training_step_cost`, split into aggregation
+    depth of a training step (:func:`studylib.studies.parallelism_analysis.work_depth.training_step_cost`, split into aggregation
     / update / other and forward / backward / optimizer), the dense / sparse / element-wise flop
-    buckets, and the paper's O-terms (:func:`studylib.analysis.paper_work`,
-    :func:`studylib.analysis.paper_depth`) with ``k`` the hidden width."""
+    buckets, and the paper's O-terms (:func:`studylib.studies.parallelism_analysis.work_depth.paper_work`,
+    :func:`studylib.studies.parallelism_analysis.work_depth.paper_depth`) with ``k`` the hidden width."""
     st = graph.statistics()
     hidden = hidden_dim_for(graph_name, graph, params)
     dims = analysis.model_dims(graph.feature_dim, hidden, graph.num_classes, num_layers)
@@ -327,7 +328,7 @@ def measure_minibatch(graph_name: str, model_name: str, graph: HomogeneousGraph,
 
 def minibatch_predictions(mb: pd.DataFrame, graphs: GraphCache, params) -> pd.DataFrame:
     """Per mini-batch step: predicted work from its measured block shapes, and the expected shapes
-    of :func:`studylib.analysis.expected_minibatch_shapes` from the graph's measured in-degrees
+    of :func:`studylib.studies.parallelism_analysis.work_depth.expected_minibatch_shapes` from the graph's measured in-degrees
     (edges and source vertices per layer, measured vs expected)."""
     rows = []
     from studylib.models.homogeneous import SELF_LOOP_MODELS
@@ -418,7 +419,7 @@ def measure_partitions(graph_name: str, graph: HomogeneousGraph, params) -> list
 
 
 def communication_rows(partitions: pd.DataFrame, graphs: GraphCache, params) -> pd.DataFrame:
-    """Predicted bytes per layer (:func:`studylib.analysis.partitioned_communication`) for every
+    """Predicted bytes per layer (:func:`studylib.studies.parallelism_analysis.work_depth.partitioned_communication`) for every
     partition in ``partitions`` (recomputed from the same deterministic assignment), model and
     framework: rows ``{graph, method, num_parts, model, framework, layer, width,
     halo_bytes_forward, halo_bytes_backward, edge_bytes_forward, edge_bytes_backward,
@@ -493,16 +494,16 @@ def read_measured_communication() -> tuple[pd.DataFrame | None, str]:
 
 def machine_limits(device: torch.device | str = "cpu", num_threads: int | None = None) -> tuple[dict | None, str]:
     """This machine's peaks from ``00-hardware``
-    (:func:`studylib.studies.machine_limits.machine_limits`, which reads
+    (:func:`studylib.studies.hardware.measure.machine_limits`, which reads
     ``results/00-hardware/limits``), when that notebook has run here.
 
     Returns ``({"peak_flops_per_s", "peak_bytes_per_s", "threads", "run_id", "note"}, note)``
     with the float32 GEMM peak and the best STREAM bandwidth, or ``(None, reason)``.
     """
     try:
-        from studylib.studies import machine_limits as ml  # built by 00-hardware
+        from studylib.studies.hardware import measure as ml  # built by 00-hardware
     except ImportError:
-        return None, "00-hardware is not built (studylib.studies.machine_limits is missing)"
+        return None, "00-hardware is not built (studylib.studies.hardware.measure is missing)"
     dev = torch.device(device).type
     lim = ml.machine_limits(dev, num_threads, quiet=True)
     if lim is None:
@@ -527,7 +528,7 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
 
     Reads ``results/01-hgnn-training/stage_times`` and its sidecar's parameters, rebuilds each
     dataset with 01's loader and parameters, and counts the staged models' kernels
-    (:func:`studylib.analysis.hgnn_step_cost`; HAN on the metapaths 01 kept under its
+    (:func:`studylib.studies.parallelism_analysis.work_depth.hgnn_step_cost`; HAN on the metapaths 01 kept under its
     ``han_max_metapath_edges`` cap). Rows ``{model, framework, dataset, region,
     measured_s, predicted_flops, predicted_bytes}`` with regions ``feature_projection``,
     ``neighbor_aggregation``, ``semantic_fusion`` (forward) and ``step_total`` (forward +
@@ -535,7 +536,7 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     loaded.
     """
     from studylib import paths, results
-    from studylib.studies import hgnn_training
+    from studylib.studies.hgnn_training import measure as hgnn_training
 
     st = results.read_table("01-hgnn-training", "stage_times")
     if st is None or st.empty:
@@ -1242,7 +1243,7 @@ def minibatch_summary(mbp: pd.DataFrame, fits_fw: pd.DataFrame | None) -> pd.Dat
     """Per model: median measured compute and sampling seconds of the mini-batch steps, median
     predicted flops, the compute time the full-batch ``work`` fit of the DGL model predicts for
     them (``c * W``) and measured / predicted; and, per layer, the median measured vs expected
-    edges and source vertices (:func:`studylib.analysis.expected_minibatch_shapes`)."""
+    edges and source vertices (:func:`studylib.studies.parallelism_analysis.work_depth.expected_minibatch_shapes`)."""
     if mbp is None or mbp.empty:
         return pd.DataFrame()
     agg = {c: "median" for c in mbp.columns if c not in ("graph", "model", "step")}

@@ -9,7 +9,7 @@ import torch
 
 from studylib import data, timing
 from studylib.params import HgnnTrainingParams
-from studylib.studies import hgnn_training as hgnn
+from studylib.studies.hgnn_training import measure as hgnn
 
 torch.set_num_threads(1)
 

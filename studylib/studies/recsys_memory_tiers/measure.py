@@ -9,10 +9,10 @@ trained with BPR on user-item graphs (:mod:`studylib.data.recsys`):
 * **single machine, full graph**: every step propagates over the whole graph;
 * **distributed subgraph training**: DistDGL on 2 and 4 machines of the one-host namespace
   cluster (:mod:`studylib.distributed`), each trainer sampling the L-hop subgraphs of its seed
-  edges (:mod:`studylib.distributed.recsys_trainer`);
+  edges (:mod:`studylib.studies.recsys_memory_tiers.recsys_trainer`);
 * **memory tiers**: the embedding table (and its Adam state) in DRAM, in a file-backed mapping with
   and without a memory-cgroup limit (the emulated slow tier), and split hot (DRAM) / cold (slow
-  tier) (:mod:`studylib.memory_tiers`), each tier's bandwidth measured beside;
+  tier) (:mod:`studylib.studies.recsys_memory_tiers.memory_tiers`), each tier's bandwidth measured beside;
 * **memory footprint** vs graph scale (synthetic power-law graphs), against this machine's DRAM.
 
 Every ``measure_*`` function returns tidy rows (one per raw sample); ``plot_*`` functions draw
@@ -135,7 +135,7 @@ def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: 
     baseline_rss_bytes}`` row: the process's peak resident set size during the timed steps and its
     size before the model was built.
     """
-    from studylib.studies.hgnn_training import PeakMemory, trim_heap
+    from studylib.studies.hgnn_training.measure import PeakMemory, trim_heap
 
     graph = graphs[dataset]
     g = graphs.dgl(dataset)
@@ -261,7 +261,7 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
     (one trainer and one server each) in one cluster run.
 
     Returns the trainers' rows (``kind`` ``step``, ``counts``, ``traffic``, ``memory``,
-    ``redundancy``; see :mod:`studylib.distributed.recsys_trainer`) plus, per configuration whose
+    ``redundancy``; see :mod:`studylib.studies.recsys_memory_tiers.recsys_trainer`) plus, per configuration whose
     layer count is in ``redundancy_layers``, ``kind="redundancy_merged"`` rows: the redundancy over
     all trainers together (sums over ranks / the union of their distinct ids). Raises
     ``ClusterError`` / ``ClusterUnavailableError`` from the launcher.
@@ -284,7 +284,7 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
             if not subset:
                 continue
             wd = Path(tmp) / ("red" if flag else "plain")
-            res = distributed.run_cluster(part, "studylib.distributed.recsys_trainer",
+            res = distributed.run_cluster(part, "studylib.studies.recsys_memory_tiers.recsys_trainer",
                                           [*map(str, args[:3]), json.dumps(subset), *map(str, args[4:])]
                                           + (["--redundancy"] if flag else []),
                                           spec, timeout_s=params.cluster_timeout_s, workdir=wd)
@@ -329,17 +329,17 @@ def _merge_redundancy(out_dir: Path, configs: list[dict]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------
-# 5. Memory tiers (run inside the worker process of studylib.memory_tiers)
+# 5. Memory tiers (run inside the worker process of studylib.studies.recsys_memory_tiers.memory_tiers)
 # --------------------------------------------------------------------------------------------
 
 def tier_worker(job: dict, cg, out) -> None:
-    """Body of the memory-tier worker (``python -m studylib.memory_tiers JOB`` with ``kind="tiers"``):
+    """Body of the memory-tier worker (``python -m studylib.studies.recsys_memory_tiers.memory_tiers JOB`` with ``kind="tiers"``):
     tier bandwidth, then training steps per configuration and tier. ``cg`` is the worker's
-    :class:`studylib.memory_tiers.MemoryCgroup` (``None`` where cgroups are unusable: the cgroup tiers
-    are then not in the job); ``out`` a :class:`studylib.memory_tiers.PartWriter` that receives the
+    :class:`studylib.studies.recsys_memory_tiers.memory_tiers.MemoryCgroup` (``None`` where cgroups are unusable: the cgroup tiers
+    are then not in the job); ``out`` a :class:`studylib.studies.recsys_memory_tiers.memory_tiers.PartWriter` that receives the
     rows (``kind`` ``bandwidth``, ``step``, ``io``, ``kernels``, ``tier_info``) unit by unit. Units
     named in ``job["skip"]`` are left out (a rerun after a failed unit)."""
-    from studylib import memory_tiers as mt
+    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     torch.manual_seed(job["seed"])
     pid = os.getpid()
@@ -431,7 +431,7 @@ def _log(msg: str) -> None:
 def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile
 
-    from studylib import memory_tiers as mt
+    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     _log(f"{cfg} tier {tier}: start")
 
@@ -539,7 +539,7 @@ def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> li
 def _run_tier_worker(job: dict, workdir: Path, timeout_s: float, numa=None) -> list[dict]:
     """Run the worker; when it dies in a unit (e.g. killed for memory), record that unit as failed
     with the reason and run a new worker for the units left. Returns every row."""
-    from studylib import memory_tiers as mt
+    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     rows, skip = [], list(job.get("skip", []))
     for _ in range(len(job["configs"]) * len(job["tiers"]) + len(job["tiers"]) + 1):
@@ -568,9 +568,9 @@ def _run_tier_worker(job: dict, workdir: Path, timeout_s: float, numa=None) -> l
 def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tuple[list[dict], list[dict]]:
     """Run the memory-tier worker over ``params.tier_datasets`` x ``params.tier_models`` x the tiers
     available here. Returns ``(rows, status_rows)``: the worker's rows, and one row per requested
-    tier saying whether it ran and, if not, why (:func:`studylib.memory_tiers.tier_status`).
+    tier saying whether it ran and, if not, why (:func:`studylib.studies.recsys_memory_tiers.memory_tiers.tier_status`).
     Raises ``RuntimeError`` when the worker fails."""
-    from studylib import memory_tiers as mt
+    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     base = Path(workdir or params.tier_workdir or tempfile.gettempdir())
     statuses = mt.tier_status(params.tiers, base)
@@ -649,7 +649,7 @@ def measure_footprint(preset: str, scale: float, model_name: str, params, device
     record the process's peak resident set size above its size before (bytes). One row:
     ``{num_users, num_items, num_nodes, num_train, footprint_bytes, predicted_bytes}``."""
     from studylib.data.recsys import synthetic_like
-    from studylib.studies.hgnn_training import PeakMemory, trim_heap
+    from studylib.studies.hgnn_training.measure import PeakMemory, trim_heap
 
     graph = synthetic_like(preset, scale, seed=params.seed)
     trim_heap()
@@ -1035,7 +1035,7 @@ def plot_tiers(tier_epochs: pd.DataFrame, bandwidth: pd.DataFrame, status: pd.Da
     beside). Tiers that could not run are listed with their reasons."""
     import matplotlib.pyplot as plt
 
-    from studylib.memory_tiers import TIER_LABELS
+    from studylib.studies.recsys_memory_tiers.memory_tiers import TIER_LABELS
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     ax = axes[0]

@@ -1,6 +1,6 @@
 """The DistDGL trainer process of the distributed-caching study (one per trainer rank).
 
-Started by :func:`studylib.distributed.run_cluster` as ``python -m studylib.distributed.node_trainer
+Started by :func:`studylib.distributed.run_cluster` as ``python -m studylib.studies.distributed_caching.node_trainer
 <args>`` with the ``DGL_*`` / ``MASTER_*`` / ``RANK`` / ``WORLD_SIZE`` environment set. It trains
 node classification (GraphSAGE with the mean aggregator, or GAT; 2 layers; Adam) on a
 ``dgl.distributed.DistGraph`` with ``DistNodeDataLoader`` mini-batches over this rank's share of
@@ -12,7 +12,7 @@ the same process, each with its own model, optimizer, data loader and feature ca
 epoch by epoch (the order is reversed every other epoch: A B C, C B A, ...), so that every variant is measured in the same run
 under the same conditions, as "speedup over plain DistDGL measured in the same run" needs. A
 variant is ``policy`` (``none`` = plain DistDGL pulls, or a cache of
-:mod:`studylib.distributed.cache`) plus ``pipeline`` (the next mini-batch is sampled and its
+:mod:`studylib.studies.distributed_caching.cache`) plus ``pipeline`` (the next mini-batch is sampled and its
 features fetched in a background thread while the current one trains, as MassiveGNN does).
 
 Per mini-batch, input nodes are split into this partition's own (**local**, read from the local
@@ -48,7 +48,7 @@ TRAIN_REGIONS = ("wait", "forward", "backward", "allreduce", "update")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--help`` lists them)."""
-    ap = argparse.ArgumentParser(prog="python -m studylib.distributed.node_trainer")
+    ap = argparse.ArgumentParser(prog="python -m studylib.studies.distributed_caching.node_trainer")
     ap.add_argument("--graph-name", required=True, help="DistDGL graph name (the partition's graph_name)")
     ap.add_argument("--variants", required=True, help="JSON list of variants (see VARIANT_DEFAULTS)")
     ap.add_argument("--epochs", type=int, default=3)
@@ -132,7 +132,7 @@ class _Trainer:
         self.threads = threads
         self.device = torch.device(args.device)
         if self.device.type == "cuda":
-            from studylib.hardware import dgl_has_cuda
+            from studylib.machine import dgl_has_cuda
 
             if not torch.cuda.is_available():
                 raise RuntimeError("--device cuda: torch sees no GPU")
@@ -225,7 +225,7 @@ class _Trainer:
     def build(self, v: dict) -> dict:
         """Model, optimizer, loader and warmed cache of one variant; records a ``setup`` row."""
         torch = self.torch
-        from studylib.distributed.cache import make_cache
+        from studylib.studies.distributed_caching.cache import make_cache
         from studylib.models.homogeneous import build_homogeneous_model
 
         a = self.args

@@ -1,4 +1,4 @@
-"""The work, depth and communication models of studylib.analysis against hand counts on small
+"""The work, depth and communication models of studylib.studies.parallelism_analysis.work_depth against hand counts on small
 graphs, against torch's own GEMM flop counter on real models, and against real partitions."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from studylib import analysis as A
+from studylib.studies.parallelism_analysis import work_depth as A
 from studylib.data.homogeneous import degree_statistics, synthetic_homogeneous
 
 # A 4-vertex path 0 - 1 - 2 - 3, both directions: m = 6, in-degrees (1, 2, 2, 1), d = 2.
@@ -190,7 +190,7 @@ def test_metis_finds_the_bridge_and_dgl_agrees():
     """METIS on the two-triangle graph cuts only the four bridge edges; DistDGL's own partitioning
     stores exactly the predicted halo vertices."""
     from studylib.data.homogeneous import HomogeneousGraph
-    from studylib.studies.parallelism import dgl_partition_halo, partition_assignment
+    from studylib.studies.parallelism_analysis.measure import dgl_partition_halo, partition_assignment
 
     n = 6
     g = HomogeneousGraph("triangles", n, torch.tensor(TRI_SRC), torch.tensor(TRI_DST), torch.zeros(n, 2),
@@ -311,7 +311,7 @@ def test_reads_02_results_and_compares_halo_counts(output_dirs):
     import pandas as pd
 
     from studylib import paths
-    from studylib.studies import parallelism as par
+    from studylib.studies.parallelism_analysis import measure as par
 
     assert par.read_measured_communication()[0] is None
     out = paths.results_dir("02-distributed-caching")

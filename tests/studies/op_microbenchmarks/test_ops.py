@@ -1,4 +1,4 @@
-"""The operation registry (studylib.ops) and the benchmark harness (studylib.timing.benchmark):
+"""The operation registry (studylib.studies.op_microbenchmarks.ops) and the benchmark harness (studylib.timing.benchmark):
 every PyG implementation agrees with its native counterpart, sparsity hits the requested density,
 bad inputs get clear messages, the harness refuses inputs built in the timed region, and an
 out-of-memory configuration is recorded while the sweep goes on. No timed assertions."""
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from studylib import ops, params, timing
-from studylib.studies import op_microbenchmarks as om
+from studylib import params, timing
+from studylib.studies.op_microbenchmarks import ops
+from studylib.studies.op_microbenchmarks import measure as om
 
 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
 

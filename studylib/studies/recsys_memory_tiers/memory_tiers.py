@@ -31,7 +31,7 @@ Public API::
     advise(t, "random"|"normal");  evict(t, path);  prefault_heap(nbytes)
     place_table(init, tier, workdir, hot_ids=None) -> EmbeddingTable;  tier_optimizer(...) -> Adam
     tier_arrays(tier, nbytes, workdir);  measure_tier_bandwidth(a, b, dim, idx, out, threads=...) -> rows
-    run_worker(job, *, workdir, timeout_s) -> (rows, info)   # python -m studylib.memory_tiers JOB
+    run_worker(job, *, workdir, timeout_s) -> (rows, info)   # python -m studylib.studies.recsys_memory_tiers.memory_tiers JOB
     WorkerError (rows of the finished units, the unit that failed, the reason)
 
 How the slow tier is kept honest: the tier's files are written, synced and evicted before the
@@ -644,7 +644,7 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
                            threads: int, rounds: int = 2, min_run_time: float = 0.1) -> list[dict]:
     """Read, write, copy and row-gather bandwidth of the memory holding ``a`` and ``b`` (two
     float32 arrays of one size, e.g. from :func:`tier_arrays`), with the ``00-hardware`` harness:
-    the STREAM kernels of :func:`studylib.studies.machine_limits.stream_kernels` timed by
+    the STREAM kernels of :func:`studylib.studies.hardware.measure.stream_kernels` timed by
     :func:`studylib.timing.benchmark` (explicit thread count, warm-up, raw blocks kept).
 
     Kernels: ``read`` (``a.sum()``, one word per element), ``write`` (``b.fill_``, one word),
@@ -656,7 +656,7 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
     array_bytes, threads, number_per_run, storage_read_bytes_per_call}``.
     """
     from studylib import timing
-    from studylib.studies.machine_limits import stream_kernels
+    from studylib.studies.hardware.measure import stream_kernels
 
     table = a.view(-1, dim)
     kernels = {k: (fn, words * a.numel() * a.element_size())
@@ -820,7 +820,7 @@ class PartWriter:
 
 def run_worker(job: dict, *, workdir: Path | str, timeout_s: float = 600, numa: tuple[int, int] | None = None,
                cgroup: bool = True) -> tuple[list[dict], dict]:
-    """Run ``python -m studylib.memory_tiers`` on ``job`` in a fresh process and return its rows.
+    """Run ``python -m studylib.studies.recsys_memory_tiers.memory_tiers`` on ``job`` in a fresh process and return its rows.
 
     When ``cgroup`` is true and memory cgroups are usable, a :class:`MemoryCgroup` (unlimited at
     first) is created, its path passed to the worker (which moves itself in and out and sets the
@@ -853,7 +853,7 @@ def run_worker(job: dict, *, workdir: Path | str, timeout_s: float = 600, numa: 
             job_path.write_text(json.dumps(job, default=str))
             from studylib import paths
 
-            cmd = [sys.executable, "-m", "studylib.memory_tiers", str(job_path)]
+            cmd = [sys.executable, "-m", "studylib.studies.recsys_memory_tiers.memory_tiers", str(job_path)]
             if numa is not None:
                 cmd = ["numactl", f"--cpunodebind={numa[0]}", f"--membind={numa[1]}", *cmd]
             pythonpath = os.pathsep.join(p for p in (str(paths.project_root()), os.environ.get("PYTHONPATH", "")) if p)
@@ -891,7 +891,7 @@ def run_worker(job: dict, *, workdir: Path | str, timeout_s: float = 600, numa: 
 
 
 def _worker_main(job_path: str) -> None:
-    """Entry of ``python -m studylib.memory_tiers JOB``: dispatch on ``job["kind"]``."""
+    """Entry of ``python -m studylib.studies.recsys_memory_tiers.memory_tiers JOB``: dispatch on ``job["kind"]``."""
     job = json.loads(Path(job_path).read_text())
     torch.set_num_threads(int(job.get("threads", 1)))
     kind = job["kind"]
@@ -922,7 +922,7 @@ def _worker_main(job_path: str) -> None:
         out.done("place", rows)
         return
     if kind == "tiers":
-        from studylib.studies.recsys_memory_tiers import tier_worker
+        from studylib.studies.recsys_memory_tiers.measure import tier_worker
 
         tier_worker(job, cg, out)
         return

@@ -1,4 +1,4 @@
-"""00-hardware's measurements and the limits reader (studylib.studies.machine_limits): STREAM kernels
+"""00-hardware's measurements and the limits reader (studylib.studies.hardware.measure): STREAM kernels
 compute what STREAM computes and count bytes as STREAM does, sysbench output is parsed, the limits
 table picks the right peaks, and machine_limits() reads them back (or says clearly that they are
 missing). No timed assertions."""
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from studylib import params
-from studylib.studies import machine_limits as ml
+from studylib.studies.hardware import measure as ml
 
 
 def test_stream_kernels_compute_stream():

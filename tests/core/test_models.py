@@ -34,7 +34,7 @@ from studylib.timing import (
 
 torch.set_num_threads(1)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_graph(seed: int = 0) -> HeteroGraph:

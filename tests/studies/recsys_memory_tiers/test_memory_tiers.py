@@ -1,4 +1,4 @@
-"""Tests of studylib.memory_tiers: placement really is file-backed where it says so, tiers the machine
+"""Tests of studylib.studies.recsys_memory_tiers.memory_tiers: placement really is file-backed where it says so, tiers the machine
 cannot provide are skipped with a reason, and the worker, its memory cgroup and the tier files are
 cleaned up after success, failure and interrupt."""
 
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from studylib import memory_tiers as mt
+from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[3]
 CGROUP = mt.cgroup_support()
 needs_cgroup = pytest.mark.skipif(CGROUP.version is None, reason=f"no usable memory cgroup: {CGROUP.reason}")
 
@@ -170,7 +170,7 @@ def test_interrupted_driver_cleans_up_worker_and_cgroup(tmp_path, sig):
     stopped and the cgroup removed before the driver exits."""
     driver = textwrap.dedent("""
         import sys
-        from studylib import memory_tiers as mt
+        from studylib.studies.recsys_memory_tiers import memory_tiers as mt
         try:
             mt.run_worker({"kind": "sleep", "seconds": 120}, workdir=sys.argv[1], timeout_s=300)
         except KeyboardInterrupt:

@@ -38,7 +38,7 @@ def test_smoke_profiles_end_to_end(output_dirs):
     out3 = output_dirs / "results" / "03-op-microbenchmarks"
     times = pd.read_parquet(out3 / "op_times.parquet")
     assert COLUMNS_03 <= set(times.columns), COLUMNS_03 - set(times.columns)
-    from studylib import ops
+    from studylib.studies.op_microbenchmarks import ops
 
     assert set(times["op"]) == set(ops.operation_names())
     assert (times["status"] == "ok").all()

@@ -1,7 +1,7 @@
 """The DistDGL trainer process of the recommender study (notebook ``04-recsys-memory-tiers``).
 
 Started by :func:`studylib.distributed.run_cluster` as ``python -m
-studylib.distributed.recsys_trainer <args>`` with the ``DGL_*`` / ``MASTER_*`` / ``RANK`` /
+studylib.studies.recsys_memory_tiers.recsys_trainer <args>`` with the ``DGL_*`` / ``MASTER_*`` / ``RANK`` /
 ``WORLD_SIZE`` environment set. It trains NGCF or LightGCN (:mod:`studylib.models.recsys`) for link
 prediction on a ``dgl.distributed.DistGraph`` of the user-item graph, the way distributed
 *subgraph* training works: each trainer takes its share of the user->item training edges
@@ -42,7 +42,7 @@ REGIONS = ("sampling", "fetch", "forward", "backward", "communication", "update"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--help`` lists them)."""
-    ap = argparse.ArgumentParser(prog="python -m studylib.distributed.recsys_trainer")
+    ap = argparse.ArgumentParser(prog="python -m studylib.studies.recsys_memory_tiers.recsys_trainer")
     ap.add_argument("--graph-name", required=True, help="DistDGL graph name (the partition's graph_name)")
     ap.add_argument("--configs", required=True, help='JSON list of {"model", "num_layers", "dim"}')
     ap.add_argument("--batch-size", type=int, default=2048, help="seed edges per step over all trainers")

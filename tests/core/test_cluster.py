@@ -92,7 +92,7 @@ def test_cluster_trains_every_policy_exactly_and_tears_down(tiny, tmp_path):
     args = ["--graph-name", "tiny", "--variants", json.dumps(variants), "--epochs", "2", "--batch-size", "60",
             "--fanouts", "3,5", "--hidden", "8", "--num-heads", "2", "--max-batches", "3", "--eval-max-nodes", "50",
             "--num-classes", "3", "--verify"]
-    res = cl.run_cluster(p2, "studylib.distributed.node_trainer", args, cl.ClusterSpec(2, 1, "1g-200us"),
+    res = cl.run_cluster(p2, "studylib.studies.distributed_caching.node_trainer", args, cl.ClusterSpec(2, 1, "1g-200us"),
                          timeout_s=300, workdir=tmp_path / "run")
     assert res.ok and set(res.exit_codes) == {"server0", "server1", "trainer0", "trainer1"}
     assert all(code == 0 for code in res.exit_codes.values()), res.exit_codes
@@ -218,7 +218,7 @@ def test_ctrl_c_and_timeout_tear_everything_down(tiny, tmp_path, how):
 def test_standalone_fallback_runs_one_process(tiny, tmp_path):
     g, _, p1 = tiny
     variants = [{"label": "distdgl"}, {"label": "massivegnn", "policy": "massivegnn", "pipeline": True}]
-    res = cl.run_standalone(p1, "studylib.distributed.node_trainer",
+    res = cl.run_standalone(p1, "studylib.studies.distributed_caching.node_trainer",
                             ["--graph-name", "tiny", "--variants", json.dumps(variants), "--epochs", "1",
                              "--batch-size", "100", "--fanouts", "3,5", "--hidden", "8", "--max-batches", "2",
                              "--num-classes", "3"], timeout_s=200, workdir=tmp_path / "sa")
@@ -241,7 +241,7 @@ def test_bad_input_is_rejected_before_anything_starts(tiny, tmp_path, monkeypatc
     g, p2, _ = tiny
     before = cl.leftovers(MINE)
     with pytest.raises(ValueError, match="only 2 part"):
-        cl.run_cluster(p2, "studylib.distributed.node_trainer", [], cl.ClusterSpec(4, 1))
+        cl.run_cluster(p2, "studylib.studies.distributed_caching.node_trainer", [], cl.ClusterSpec(4, 1))
     with pytest.raises(ValueError, match="num_machines must be >= 1"):
         cl.ClusterSpec(0)
     with pytest.raises(ValueError, match="trainers_per_machine must be >= 1"):

@@ -10,7 +10,7 @@ Every cluster run (one graph, machine count and network model) starts a DistDGL 
 :func:`studylib.distributed.run_cluster` and trains all its *variants* (plain DistDGL, a
 background prefetch thread without cache, the MassiveGNN buffer at several parameter points, a
 static and an LRU cache of the same size, GAT) in the same trainer processes, alternating epoch by
-epoch (:mod:`studylib.distributed.node_trainer`). Its rows go to tidy tables (``epochs``,
+epoch (:mod:`studylib.studies.distributed_caching.node_trainer`). Its rows go to tidy tables (``epochs``,
 ``batches``, ``setup``, ``accuracy``, ``links``); every ``plot_*`` function draws from those
 tables only, and :func:`evaluate_findings` turns them into verdicts.
 
@@ -41,12 +41,12 @@ NOTEBOOK = "02-distributed-caching"
 #: Label of the plain-DistDGL baseline variant (first model); other models prefix ``<model>:``.
 BASELINE = "distdgl"
 #: Trainer module of every cluster run.
-TRAINER_MODULE = "studylib.distributed.node_trainer"
+TRAINER_MODULE = "studylib.studies.distributed_caching.node_trainer"
 #: Config columns of the per-run tables.
 RUN_KEY = ["graph", "machines", "network", "run"]
 #: Kinds of cluster runs (the ``run`` column): see :func:`plan_runs`.
 RUN_KINDS = ("main", "sweeps", "network", "standalone")
-#: Regions of a mini-batch (see :mod:`studylib.distributed.node_trainer`).
+#: Regions of a mini-batch (see :mod:`studylib.studies.distributed_caching.node_trainer`).
 PREPARE_REGIONS = ("sampling", "local_fetch", "remote_fetch", "cache_lookup", "cache_eviction")
 TRAIN_REGIONS = ("forward", "backward", "allreduce", "update")
 REGION_COLORS = {
@@ -219,7 +219,7 @@ def graph_table(graphs: dict) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 def variant(model: str, policy: str, params, first_model: str = "sage", **over) -> dict:
-    """One trainer variant (see :data:`studylib.distributed.node_trainer.VARIANT_DEFAULTS`).
+    """One trainer variant (see :data:`studylib.studies.distributed_caching.node_trainer.VARIANT_DEFAULTS`).
 
     ``policy`` is ``distdgl`` (plain pulls, no background thread), ``prefetch`` (plain pulls in the
     background thread), or a cache policy (``massivegnn``, ``static``, ``lru``; background thread).
@@ -301,7 +301,7 @@ def batch_size_for(graph: HomogeneousGraph, machines: int, trainers_per_machine:
 
 
 def trainer_args(run: dict, graph: HomogeneousGraph, name: str, params, device: str) -> list[str]:
-    """Command line of :mod:`studylib.distributed.node_trainer` for one run."""
+    """Command line of :mod:`studylib.studies.distributed_caching.node_trainer` for one run."""
     bs = batch_size_for(graph, run["machines"], params.trainers_per_machine, params)
     args = ["--graph-name", name, "--variants", json.dumps(run["variants"]), "--epochs", params.epochs,
             "--batch-size", bs, "--fanouts", ",".join(map(str, params.fanouts)), "--hidden", params.hidden_dim,
@@ -317,13 +317,13 @@ def trainer_device(params) -> tuple[str, str]:
     """(device for the trainers, note). ``auto`` picks CUDA only when DGL's CUDA build is
     installed (the package index's DGL wheel is CPU-only); ``cuda`` without it raises
     ``RuntimeError`` with the fix."""
-    from studylib import hardware
+    from studylib import machine
 
     if params.device == "cpu" or not torch.cuda.is_available():
         if params.device == "cuda":
             raise RuntimeError("device='cuda' was asked for, but torch sees no GPU")
         return "cpu", ""
-    if hardware.dgl_has_cuda():
+    if machine.dgl_has_cuda():
         return "cuda", "NCCL all-reduce on GPUs"
     if params.device == "cuda":
         raise RuntimeError("device='cuda' needs DGL's CUDA build (the index's dgl wheel is CPU-only): install DGL's "

@@ -11,7 +11,7 @@ and Sec. V), on NVIDIA A100 GPUs:
    especially at low to moderate sparsity;
 3. many operations central to GNNs get little or no benefit from sparsity.
 
-The operations and their inputs are in :mod:`studylib.ops`. Every timing goes through
+The operations and their inputs are in :mod:`studylib.studies.op_microbenchmarks.ops`. Every timing goes through
 :func:`studylib.timing.benchmark` (``torch.utils.benchmark`` ``blocked_autorange``, explicit
 thread count, inputs built beforehand, device synchronised, raw blocks kept). The implementations of
 one configuration alternate over ``rounds`` rounds so that drifting machine load hits them alike;
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studylib import ops, timing
+from studylib import timing
+from studylib.studies.op_microbenchmarks import ops
 
 NOTEBOOK = "03-op-microbenchmarks"
 
@@ -321,7 +322,7 @@ def summary(times: pd.DataFrame, limits=None) -> pd.DataFrame:
     """One row per configuration and implementation: ``median_s``, ``q1_s``, ``q3_s``, ``iqr_s``,
     ``blocks`` (over raw blocks of all rounds), the inputs' ``numel``, ``density``, ``bytes``,
     ``flops``, ``peak_memory_bytes``, ``kernels``, achieved ``bandwidth_Bps`` (bytes / median) and
-    ``flops_per_s``, and with ``limits`` (:class:`studylib.studies.machine_limits.MachineLimits`):
+    ``flops_per_s``, and with ``limits`` (:class:`studylib.studies.hardware.measure.MachineLimits`):
     ``bw_fraction`` (achieved / peak bandwidth), ``bound_s`` (roofline time: max of bytes / peak
     bandwidth and FLOP / peak FLOP/s, Williams et al., CACM 2009) and ``roofline_fraction``
     (``bound_s / median_s``, 1 = at the roofline)."""

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studylib import hardware, timing
+from studylib import machine, timing
 
 NOTEBOOK = "00-hardware"
 
@@ -600,8 +600,8 @@ def plot_roofline(limits: MachineLimits):
 
 
 def describe_machine() -> pd.DataFrame:
-    """The hardware probe (:func:`studylib.hardware.probe`) as a two-column table for display."""
-    info = hardware.probe()
+    """The hardware probe (:func:`studylib.machine.probe`) as a two-column table for display."""
+    info = machine.probe()
     rows = []
     for k, v in info.items():
         if k == "versions":

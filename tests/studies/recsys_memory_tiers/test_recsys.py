@@ -339,7 +339,7 @@ def test_parameters_validate():
 
 
 def test_footprint_model_and_sweep_configs():
-    from studylib.studies import recsys_memory_tiers as rs
+    from studylib.studies.recsys_memory_tiers import measure as rs
 
     a = rs.predicted_footprint_bytes("lightgcn", 1000, 10000, 2, 64, batch_size=0)
     assert rs.predicted_footprint_bytes("lightgcn", 2000, 20000, 2, 64, batch_size=0) == pytest.approx(2 * a, rel=0.01)

@@ -1,4 +1,4 @@
-"""The remote-feature caches of studylib.distributed.cache: every policy returns exactly what a
+"""The remote-feature caches of studylib.studies.distributed_caching.cache: every policy returns exactly what a
 plain pull returns (on a hand-made graph partitioned for DistDGL), the MassiveGNN eviction rule on
 a scripted access sequence worked out by hand, LRU's replacement, and parameter validation."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from studylib.distributed import cache as C
+from studylib.studies.distributed_caching import cache as C
 from studylib.distributed.partition import load_orig_nids, partition, read_partition_config
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from studylib import memory_tiers as mt
+from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 from studylib import runner
 
 pytestmark = pytest.mark.slow
 
 NB = "04-recsys-memory-tiers"
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[3]
 TABLE_COLUMNS = {
     "accuracy": {"dataset", "model", "epoch", "loss", "recall", "ndcg", "popularity_recall", "run_id"},
     "single_machine": {"dataset", "model", "num_layers", "dim", "kind", "region", "step", "seconds",
@@ -81,7 +81,7 @@ def test_smoke_profile_end_to_end(output_dirs, monkeypatch):
     findings = json.loads((out / "findings.json").read_text())
     assert len(findings["findings"]) == 5
     assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured"} for f in findings["findings"])
-    from studylib.studies.recsys_memory_tiers import distributed_available
+    from studylib.studies.recsys_memory_tiers.measure import distributed_available
 
     if distributed_available()[0]:
         dist = pd.read_parquet(out / "distributed.parquet")
@@ -102,7 +102,7 @@ def test_smoke_profile_end_to_end(output_dirs, monkeypatch):
 
 def _tiny_partition(tmp_path: Path) -> Path:
     from studylib.data.recsys import synthetic_bipartite
-    from studylib.studies.recsys_memory_tiers import partition_graph
+    from studylib.studies.recsys_memory_tiers.measure import partition_graph
 
     g = synthetic_bipartite(60, 80, 600, seed=0, name="tiny")
     return partition_graph(g, 2, "tiny04", cache_dir=tmp_path / "parts")
@@ -110,7 +110,7 @@ def _tiny_partition(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cluster_ok():
-    from studylib.studies.recsys_memory_tiers import distributed_available
+    from studylib.studies.recsys_memory_tiers.measure import distributed_available
 
     ok, why = distributed_available()
     if not ok:
@@ -122,7 +122,7 @@ def test_failed_cluster_run_leaves_nothing(tmp_path, cluster_ok):
 
     part = _tiny_partition(tmp_path)
     with pytest.raises(distributed.ClusterError, match="trainer"):
-        distributed.run_cluster(part, "studylib.distributed.recsys_trainer",
+        distributed.run_cluster(part, "studylib.studies.recsys_memory_tiers.recsys_trainer",
                                 ["--graph-name", "tiny04", "--configs", '[{"model": "gcn", "num_layers": 1, "dim": 4}]'],
                                 distributed.ClusterSpec(2), timeout_s=180, workdir=tmp_path / "run")
     assert _stale_cluster_names() == []
@@ -134,7 +134,7 @@ def test_interrupted_cluster_run_leaves_nothing(tmp_path, cluster_ok):
         import sys
         from studylib import distributed
         try:
-            distributed.run_cluster({str(part)!r}, "studylib.distributed.recsys_trainer",
+            distributed.run_cluster({str(part)!r}, "studylib.studies.recsys_memory_tiers.recsys_trainer",
                 ["--graph-name", "tiny04", "--configs", '[{{"model": "lightgcn", "num_layers": 1, "dim": 4}}]',
                  "--batch-size", "2", "--steps", "100000", "--warmup-steps", "0"],
                 distributed.ClusterSpec(2), timeout_s=300, workdir=sys.argv[1])

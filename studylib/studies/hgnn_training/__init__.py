@@ -1,0 +1,1 @@
+"""The study of notebook ``01-hgnn-training``."""

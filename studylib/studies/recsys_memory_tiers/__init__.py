@@ -1,0 +1,1 @@
+"""The study of notebook ``04-recsys-memory-tiers``."""

@@ -15,12 +15,16 @@ profiler's kernels can be attributed to stages (:func:`kernel_class_breakdown`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import psutil
 import torch
 
 #: The four HGNN training stages of Han et al. (ACM TACO 2025, Sec. 2.2), in execution order.
@@ -430,13 +434,14 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _trim_heap() -> None:
-    import ctypes
-
+def trim_heap() -> bool:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``) so that the resident
+    set size reflects live memory again; ``False`` where glibc is not available."""
+    gc.collect()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
-        pass
+        return False
 
 
 def peak_memory_bytes(fn, args: tuple = (), device: torch.device | str = "cpu") -> int | None:
@@ -458,7 +463,7 @@ def peak_memory_bytes(fn, args: tuple = (), device: torch.device | str = "cpu") 
         peak = torch.cuda.max_memory_allocated(device) - base
         del out
         return int(peak)
-    _trim_heap()
+    trim_heap()
     if not _reset_hwm():
         return None
     base = _rss_bytes()
@@ -537,3 +542,52 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
     synchronize(device)
     return {"times": times, "number_per_run": int(m.number_per_run), "num_threads": num_threads,
             "device": device.type, "peak_memory_bytes": peak, "retries": retries, **summarize(times)}
+
+class PeakMemory:
+    """Peak memory of regions of code: device memory on CUDA (``max_memory_allocated``), the
+    process's resident set size on CPU, sampled every ``interval_s`` seconds by a thread.
+
+    Use ``with pm.region("forward"): ...``; :attr:`peaks` maps region name -> peak bytes and
+    :attr:`baselines` region name -> bytes in use when the region started. On CPU, call
+    :func:`trim_heap` before the first region so that memory freed earlier but kept by the C
+    allocator does not hide new allocations. (:func:`peak_memory_bytes` is the one-call form.)
+    """
+
+    def __init__(self, device: torch.device, interval_s: float = 0.0005):
+        self.device, self.interval_s = device, interval_s
+        self.peaks: dict[str, int] = {}
+        self.baselines: dict[str, int] = {}
+        self._proc = psutil.Process()
+
+    def rss_bytes(self) -> int:
+        """The resident set size of this process now, in bytes."""
+        return int(self._proc.memory_info().rss)
+
+    @contextlib.contextmanager
+    def region(self, name: str):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baselines[name] = torch.cuda.memory_allocated(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            self.peaks[name] = max(self.peaks.get(name, 0), torch.cuda.max_memory_allocated(self.device))
+            return
+        peak = [self._proc.memory_info().rss]
+        self.baselines[name] = peak[0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], self._proc.memory_info().rss)
+                time.sleep(self.interval_s)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
+            peak[0] = max(peak[0], self._proc.memory_info().rss)
+            self.peaks[name] = max(self.peaks.get(name, 0), peak[0])

@@ -38,28 +38,30 @@ from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph
 
 NOTEBOOK = "02-distributed-caching"
+
+
 #: Label of the plain-DistDGL baseline variant (first model); other models prefix ``<model>:``.
 BASELINE = "distdgl"
+
+
 #: Trainer module of every cluster run.
 TRAINER_MODULE = "studylib.studies.distributed_caching.node_trainer"
+
+
 #: Config columns of the per-run tables.
 RUN_KEY = ["graph", "machines", "network", "run"]
+
+
 #: Kinds of cluster runs (the ``run`` column): see :func:`plan_runs`.
 RUN_KINDS = ("main", "sweeps", "network", "standalone")
+
+
 #: Regions of a mini-batch (see :mod:`studylib.studies.distributed_caching.node_trainer`).
 PREPARE_REGIONS = ("sampling", "local_fetch", "remote_fetch", "cache_lookup", "cache_eviction")
+
+
 TRAIN_REGIONS = ("forward", "backward", "allreduce", "update")
-REGION_COLORS = {
-    "sampling": "#e377c2", "local_fetch": "#bcbd22", "remote_fetch": "#d62728", "cache_lookup": "#8c564b",
-    "cache_eviction": "#7f7f7f", "wait": "#c7c7c7", "forward": "#1f77b4", "backward": "#9467bd",
-    "allreduce": "#17becf", "update": "#ff7f0e", "other": "#eeeeee",
-}
-POLICY_ORDER = ["distdgl", "prefetch", "massivegnn", "static", "lru"]
 
-
-# --------------------------------------------------------------------------------------------
-# Graphs
-# --------------------------------------------------------------------------------------------
 
 def resplit(graph: HomogeneousGraph, split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
             eligible: torch.Tensor | None = None) -> HomogeneousGraph:
@@ -214,10 +216,6 @@ def graph_table(graphs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# Variants and runs
-# --------------------------------------------------------------------------------------------
-
 def variant(model: str, policy: str, params, first_model: str = "sage", **over) -> dict:
     """One trainer variant (see :data:`studylib.studies.distributed_caching.node_trainer.VARIANT_DEFAULTS`).
 
@@ -330,10 +328,6 @@ def trainer_device(params) -> tuple[str, str]:
                            "CUDA wheel from DGL's own wheel index, or set device='cpu'")
     return "cpu", "a GPU is present but this DGL build is CPU-only: training on the CPU"
 
-
-# --------------------------------------------------------------------------------------------
-# Running
-# --------------------------------------------------------------------------------------------
 
 def cluster_mode() -> tuple[str, str]:
     """(``"netns"``, "") when this host can emulate a cluster, else (``"standalone"``, reason)."""
@@ -458,10 +452,6 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Summaries
-# --------------------------------------------------------------------------------------------
-
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame:
     if df is None or df.empty:
         return pd.DataFrame()
@@ -565,12 +555,6 @@ def accuracy_table(accuracy: pd.DataFrame) -> pd.DataFrame:
     return a
 
 
-def _policy_rank(label: str) -> tuple:
-    base = label.split(":")[-1]
-    head = base.split("-")[0]
-    return (":" in label, POLICY_ORDER.index(head) if head in POLICY_ORDER else 99, label)
-
-
 def _main_runs(summary: pd.DataFrame, params=None) -> pd.DataFrame:
     """Rows of the ``main`` runs (of the ``standalone`` runs when the host fell back to them)."""
     if summary.empty:
@@ -602,111 +586,6 @@ def _default_massivegnn(d: pd.DataFrame, params) -> pd.DataFrame:
              & (d["eviction"].astype(bool) == params.eviction)]
 
 
-# --------------------------------------------------------------------------------------------
-# Figures (from the tables only)
-# --------------------------------------------------------------------------------------------
-
-def _runs_of(df: pd.DataFrame) -> list[tuple]:
-    return list(df[RUN_KEY].drop_duplicates().itertuples(index=False, name=None))
-
-
-def plot_breakdown(epochs: pd.DataFrame, params):
-    """Stacked bars per main run: for every variant of the first model, the median epoch split into
-    the regions on the critical path (left bar) and, for pipelined variants, the background
-    thread's sampling and fetching that overlapped training (right bar, hatched)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    b = breakdown_table(epochs, params.warmup_epochs)
-    b = _main_runs(b)
-    b = b[(b["model"] == params.models[0]) & b["variant"].isin(POLICY_ORDER)] if not b.empty else b
-    runs = _runs_of(b)
-    fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(max(7.5, 4.2 * len(runs)), 4.4), squeeze=False,
-                             layout="constrained")
-    for ax, run in zip(axes[0], runs):
-        d = b[(b[RUN_KEY].apply(tuple, axis=1) == run)]
-        labels = sorted(d["variant"].unique(), key=_policy_rank)
-        for x, lab in enumerate(labels):
-            for path, off, hatch in (("critical", -0.2, None), ("background", 0.2, "///")):
-                dd = d[(d["variant"] == lab) & (d["path"] == path)]
-                bottom = 0.0
-                for _, r in dd.iterrows():
-                    ax.bar(x + off, r["seconds"], 0.38, bottom=bottom, color=REGION_COLORS[r["region"]],
-                           hatch=hatch, edgecolor="white" if hatch is None else "0.3", linewidth=0.3)
-                    bottom += r["seconds"]
-            ep = d[d["variant"] == lab]["epoch_s"].iloc[0]
-            ax.text(x - 0.2, ep * 1.02, f"{ep:.2f}s", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        ax.set_ylabel("seconds per epoch (median over epochs)")
-        ax.set_title(f"{run[0]} · {run[1]} machines · {run[2]}", fontsize=9)
-    handles = [Patch(color=c, label=r.replace("_", " ")) for r, c in REGION_COLORS.items()]
-    handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="///", label="background thread (overlapped)"))
-    fig.legend(handles=handles, loc="outside right upper", ncol=1, fontsize=7, frameon=False)
-    fig.suptitle("Epoch time: critical path (left bars) and background prefetch thread (right bars, hatched)",
-                 fontsize=10)
-    return fig
-
-
-def plot_fraction(epochs: pd.DataFrame, params):
-    """Speedup over plain DistDGL (median, IQR over epochs) and hit rate of the MassiveGNN buffer
-    against the prefetch fraction, on the sweep run."""
-    import matplotlib.pyplot as plt
-
-    s = _sweep_rows(speedup_summary(epochs, params.warmup_epochs), params)
-    if not s.empty:
-        s = s[(s["policy"] == "massivegnn") & np.isclose(s["alpha"], params.alpha) & (s["delta"] == params.delta)
-              & (s["eviction"].astype(bool) == params.eviction)].sort_values("fraction")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.5, 3.4), layout="constrained")
-    if not s.empty:
-        yerr = np.vstack([s["speedup_median"] - s["speedup_q1"], s["speedup_q3"] - s["speedup_median"]])
-        a1.errorbar(s["fraction"], s["speedup_median"], yerr=yerr, marker="o", capsize=3)
-        a2.plot(s["fraction"], s["hit_rate"], marker="o", color="#2ca02c")
-    a1.axhline(1.0, color="0.5", lw=0.8, ls="--")
-    a1.set_xlabel("prefetch fraction (buffer slots / halo nodes)")
-    a1.set_ylabel("speedup over DistDGL (same run)")
-    a2.set_xlabel("prefetch fraction")
-    a2.set_ylabel("hit rate = hits / (hits + halo misses)")
-    a2.set_ylim(0, 1)
-    fig.suptitle(f"MassiveGNN buffer size · {params.sweep_graph} · {params.networks[0]} · "
-                 f"alpha {params.alpha:g}, delta {params.delta}")
-    return fig
-
-
-def plot_sensitivity(epochs: pd.DataFrame, params):
-    """Heat map of the speedup over plain DistDGL (median over epochs) for every (alpha, delta) of
-    the sweep, the hit rate written under each value."""
-    import matplotlib.pyplot as plt
-
-    s = _sweep_rows(speedup_summary(epochs, params.warmup_epochs), params)
-    if not s.empty:
-        s = s[(s["policy"] == "massivegnn") & np.isclose(s["fraction"], params.prefetch_fraction)
-              & (s["eviction"].astype(bool))]
-    alphas, deltas = sorted(set(params.alpha_sweep)), sorted(set(params.delta_sweep))
-    grid = np.full((len(alphas), len(deltas)), np.nan)
-    hits = np.full_like(grid, np.nan)
-    for i, a in enumerate(alphas):
-        for j, dl in enumerate(deltas):
-            r = s[np.isclose(s["alpha"], a) & (s["delta"] == dl)]
-            if not r.empty:
-                grid[i, j] = r["speedup_median"].iloc[0]
-                hits[i, j] = r["hit_rate"].iloc[0]
-    fig, ax = plt.subplots(figsize=(1.4 * len(deltas) + 3, 0.9 * len(alphas) + 2), layout="constrained")
-    im = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.grid(False)
-    for i in range(len(alphas)):
-        for j in range(len(deltas)):
-            if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}x\nhit {hits[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                        color="white" if grid[i, j] < np.nanmean(grid) else "black")
-    ax.set_xticks(range(len(deltas)), [str(d) for d in deltas])
-    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-    ax.set_xlabel("delta (mini-batches between eviction rounds)")
-    ax.set_ylabel("alpha (score decay)")
-    fig.colorbar(im, ax=ax, label="speedup over DistDGL")
-    ax.set_title(f"Sensitivity · {params.sweep_graph} · {params.networks[0]} · fraction {params.prefetch_fraction:g}")
-    return fig
-
-
 def _network_order(names) -> list[str]:
     from studylib.distributed.netem import network_model
 
@@ -715,343 +594,3 @@ def _network_order(names) -> list[str]:
         return (m.latency_s, -(m.rate_bit_s or float("inf")))
 
     return sorted(set(names), key=key)
-
-
-def plot_network(epochs: pd.DataFrame, links: pd.DataFrame | None, params):
-    """Speedup over plain DistDGL (median, IQR over epochs) of the prefetch thread alone and of the
-    MassiveGNN buffer on every network model of the sweep graph; the measured round trip and
-    throughput of each emulated link under the axis."""
-    import matplotlib.pyplot as plt
-
-    s = network_rows(speedup_summary(epochs, params.warmup_epochs), params)
-    nets = _network_order(s["network"]) if not s.empty else []
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.9 * len(nets) + 2), 3.6), layout="constrained")
-    lk = _ok(links)
-    for k, (lab, color) in enumerate((("prefetch", "#9467bd"), ("massivegnn", "#d62728"))):
-        d = s[s["variant"] == lab].set_index("network")
-        xs = [i + (k - 0.5) * 0.35 for i, n in enumerate(nets) if n in d.index]
-        ys = [d.loc[n, "speedup_median"] for n in nets if n in d.index]
-        lo = [d.loc[n, "speedup_median"] - d.loc[n, "speedup_q1"] for n in nets if n in d.index]
-        hi = [d.loc[n, "speedup_q3"] - d.loc[n, "speedup_median"] for n in nets if n in d.index]
-        ax.bar(xs, ys, 0.35, yerr=[lo, hi], capsize=3, color=color, label=lab)
-    ticks = []
-    for n in nets:
-        r = lk[(lk["network"] == n) & (lk["graph"] == params.sweep_graph)] if not lk.empty else lk
-        if not r.empty and pd.notna(r["network_rtt_us_measured"].iloc[0]):
-            ticks.append(f"{n}\nRTT {r['network_rtt_us_measured'].iloc[0]:.0f} us, "
-                         f"{r['network_gbit_s_measured'].iloc[0]:.1f} Gbit/s")
-        else:
-            ticks.append(n)
-    ax.set_xticks(range(len(nets)), ticks, fontsize=7)
-    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-    ax.set_ylabel("speedup over DistDGL (same run)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"Speedup vs network model · {params.sweep_graph} · {params.machines[0]} machines (measured link "
-                 f"under each model)")
-    return fig
-
-
-def hit_rate_series(batches: pd.DataFrame, params) -> pd.DataFrame:
-    """Hit rate per mini-batch (all ranks together) on the sweep graph and first network: the
-    main run's massivegnn, static and LRU caches (same budget), and from the sweeps run the buffer
-    without eviction and with the most eager eviction of the map (largest alpha, smallest delta);
-    ``step`` is the mini-batch's position in that variant's own sequence (epoch x batches per
-    epoch + batch)."""
-    b = _ok(batches)
-    if b.empty:
-        return b
-    b = b[(b["graph"] == params.sweep_graph) & (b["network"] == params.networks[0])
-          & (b["machines"] == params.machines[0]) & (b["model"] == params.models[0]) & (b["policy"] != "none")
-          & np.isclose(b["fraction"], params.prefetch_fraction)]
-    eager = variant(params.models[0], "massivegnn", params, params.models[0], alpha=max(params.alpha_sweep),
-                    delta=min(params.delta_sweep))["label"]
-    noevict = variant(params.models[0], "massivegnn", params, params.models[0], eviction=not params.eviction)["label"]
-    main = b[(b["run"] == "main") & b["variant"].isin(["massivegnn", "static", "lru"])]
-    sweeps = b[(b["run"] == "sweeps") & b["variant"].isin([eager, noevict])]
-    keep = pd.concat([main, sweeps]) if not main.empty or not sweeps.empty else b.iloc[0:0]
-    if keep.empty:
-        return keep
-    g = keep.groupby(["variant", "epoch", "batch"]).agg(hits=("hits", "sum"), halo_misses=("halo_misses", "sum"),
-                                                       admitted=("admitted", "sum")).reset_index()
-    nb = int(keep["batch"].max()) + 1
-    g["step"] = g["epoch"] * nb + g["batch"]
-    g["hit_rate"] = g["hits"] / (g["hits"] + g["halo_misses"]).replace(0, np.nan)
-    return g.sort_values(["variant", "step"])
-
-
-def plot_hit_rate(batches: pd.DataFrame, params):
-    """Hit rate over mini-batches of MassiveGNN with and without eviction, static and LRU (same
-    memory budget), on the sweep run; dots mark MassiveGNN's eviction rounds that admitted nodes."""
-    import matplotlib.pyplot as plt
-
-    h = hit_rate_series(batches, params)
-    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
-    colors = {"massivegnn": "#d62728", "static": "#2ca02c", "lru": "#1f77b4"}
-    for lab, d in h.groupby("variant"):
-        head = lab.split("-")[0]
-        ls = "--" if "noevict" in lab or "-evict" in lab else (":" if lab != head else "-")
-        color = colors.get(head, "0.4") if lab == head or ls == "--" else "#ff7f0e"
-        ax.plot(d["step"], d["hit_rate"], ls, color=color, label=lab, lw=1.2)
-        ev = d[d["admitted"] > 0]
-        if head == "massivegnn" and not ev.empty:
-            ax.scatter(ev["step"], ev["hit_rate"], s=12, color=color, zorder=3)
-    ax.set_xlabel("mini-batch (this variant's own sequence; epochs back to back)")
-    ax.set_ylabel("hit rate")
-    if not h.empty and h["hit_rate"].notna().any():
-        lo, hi = float(h["hit_rate"].min()), float(h["hit_rate"].max())
-        ax.set_ylim(max(0.0, lo - 0.1), min(1.0, hi + 0.1))
-    else:
-        ax.set_ylim(0, 1)
-    if not h.empty:
-        ax.legend(fontsize=7, ncol=2)
-    else:
-        ax.text(0.5, 0.5, "no cache variant with remote traffic was measured", ha="center", transform=ax.transAxes)
-    ax.set_title(f"Does eviction adapt? {params.sweep_graph} · {params.networks[0]} · fraction "
-                 f"{params.prefetch_fraction:g}\n(same memory budget; dots: eviction rounds that admitted nodes)",
-                 fontsize=10)
-    return fig
-
-
-def plot_remote_bytes(epochs: pd.DataFrame, params):
-    """Per main run and variant of the first model: MB of remote feature rows pulled per epoch (all
-    trainers, solid) and MB received by all machines' interfaces per epoch (hatched: features plus
-    sampling RPCs, labels, gradient all-reduce)."""
-    import matplotlib.pyplot as plt
-
-    s = _main_runs(speedup_summary(epochs, params.warmup_epochs), params)
-    s = s[(s["model"] == params.models[0]) & s["variant"].isin(POLICY_ORDER)] if not s.empty else s
-    runs = _runs_of(s)
-    fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(max(6.0, 3.6 * len(runs)), 3.6), squeeze=False,
-                             layout="constrained")
-    for ax, run in zip(axes[0], runs):
-        d = s[s[RUN_KEY].apply(tuple, axis=1) == run]
-        d = d.set_index("variant").loc[sorted(d["variant"], key=_policy_rank)]
-        x = np.arange(len(d))
-        ax.bar(x - 0.2, d["remote_mb_per_epoch"], 0.38, color="#d62728", label="remote feature rows")
-        ax.bar(x + 0.2, d["net_mb_per_epoch"], 0.38, color="white", edgecolor="0.3", hatch="///",
-               label="interface bytes received")
-        ax.set_xticks(x, d.index, rotation=30, ha="right")
-        ax.set_ylabel("MB per epoch")
-        ax.set_title(f"{run[0]} · {run[1]} machines · {run[2]}")
-    if runs:
-        axes[0][0].legend(fontsize=7)
-    fig.suptitle("Remote traffic per epoch")
-    return fig
-
-
-# --------------------------------------------------------------------------------------------
-# Findings
-# --------------------------------------------------------------------------------------------
-
-def explain(epochs: pd.DataFrame, run: tuple, params, label: str = "massivegnn") -> str:
-    """Which part of the epoch shrank: critical-path regions of plain DistDGL vs ``label`` in one
-    run, the largest changes first (seconds per epoch, medians over epochs)."""
-    b = breakdown_table(epochs, params.warmup_epochs)
-    b = b[b[RUN_KEY].apply(tuple, axis=1) == run]
-    base = b[(b["variant"] == BASELINE) & (b["path"] == "critical")].set_index("region")["seconds"]
-    var = b[(b["variant"] == label) & (b["path"] == "critical")].set_index("region")["seconds"]
-    if base.empty or var.empty:
-        return ""
-    prep_base = float(base.reindex(list(PREPARE_REGIONS)).fillna(0).sum())
-    bg = b[(b["variant"] == label) & (b["path"] == "background")].set_index("region")["seconds"]
-    parts = [f"sampling + fetching on the critical path {prep_base:.2f} s -> "
-             f"{float(var.reindex(list(PREPARE_REGIONS)).fillna(0).sum()):.2f} s "
-             f"(waiting for the background thread {float(var.get('wait', 0.0)):.2f} s)"]
-    if not bg.empty:
-        parts.append(f"remote fetch {float(base.get('remote_fetch', 0.0)):.2f} s -> "
-                     f"{float(bg.get('remote_fetch', 0.0)):.2f} s, now in the background")
-    for r in TRAIN_REGIONS:
-        d = float(var.get(r, 0.0)) - float(base.get(r, 0.0))
-        if abs(d) > 0.05 * max(float(base.get(r, 0.0)), 1e-9) and abs(d) > 0.01:
-            parts.append(f"{r} {float(base.get(r, 0.0)):.2f} -> {float(var.get(r, 0.0)):.2f} s")
-    return "; ".join(parts)
-
-
-def admitted_per_epoch(epochs: pd.DataFrame, params) -> dict[str, float]:
-    """Nodes admitted by eviction per epoch (all trainers, mean over timed epochs) for every
-    massivegnn variant of the sweeps run with eviction on."""
-    t = _sweep_rows(epoch_table(epochs, params.warmup_epochs), params)
-    if t.empty:
-        return {}
-    t = t[(t["policy"] == "massivegnn") & t["eviction"].astype(bool)]
-    return t.groupby("variant")["admitted"].mean().sort_index().to_dict()
-
-
-def evaluate_findings(epochs: pd.DataFrame | None, batches: pd.DataFrame | None, accuracy: pd.DataFrame | None,
-                      params, links: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The paper's findings (and this study's extensions) checked against this run's tables.
-
-    Returns one row per finding: ``finding``, ``verdict`` (``reproduced``, ``partly``,
-    ``not reproduced``, ``not measured``) and ``evidence`` (the numbers). Verdicts are computed from
-    the numbers only."""
-    out = []
-
-    def add(finding, verdict, evidence):
-        out.append({"finding": finding, "verdict": verdict, "evidence": evidence})
-
-    s = speedup_summary(_ok(epochs), params.warmup_epochs) if epochs is not None else pd.DataFrame()
-    standalone = (epochs is not None and "cluster_mode" in epochs and not epochs.empty
-                  and (epochs["cluster_mode"] == "standalone").all())
-    why = ""
-    if standalone and "fallback_reason" in epochs:
-        why = str(epochs["fallback_reason"].dropna().iloc[0]) if epochs["fallback_reason"].notna().any() else ""
-
-    # F1: 15-40% faster end to end
-    f1 = "MassiveGNN's prefetch-and-eviction buffer makes DistDGL training 15-40% faster (epoch time cut >= 15%)"
-    if s.empty or standalone:
-        add(f1, "not measured", f"no multi-machine run{': ' + why if why else ''}")
-    else:
-        m = _default_massivegnn(_main_runs(s, params), params)
-        m = m[m["model"] == params.models[0]]
-        if m.empty:
-            add(f1, "not measured", "the massivegnn policy was not among the measured policies")
-        else:
-            ev, ok = [], []
-            for _, r in m.iterrows():
-                ok.append(r["cut"] >= 0.15)
-                run = tuple(r[k] for k in RUN_KEY)
-                ev.append(f"{r['graph']} / {r['machines']} machines / {r['network']}: epoch {r['baseline_mean_epoch_s']:.2f}"
-                          f" -> {r['mean_epoch_s']:.2f} s, cut {r['cut']:.0%} (speedup median {r['speedup_median']:.2f}x,"
-                          f" IQR {r['speedup_q1']:.2f}-{r['speedup_q3']:.2f}), hit rate {r['hit_rate']:.0%}"
-                          f" [{explain(epochs, run, params)}]")
-            bench = m[(m["graph"] == "synthetic") & (m["network"] == "1g-200us")]
-            verdict = ("reproduced" if all(ok) else "partly" if any(ok) else "not reproduced")
-            note = ""
-            if not bench.empty:
-                note = (f"benchmark (synthetic, 1g-200us): cut {bench['cut'].iloc[0]:.0%} "
-                        f"{'>=' if bench['cut'].iloc[0] >= 0.15 else '<'} 15%. ")
-            add(f1, verdict, note + "; ".join(ev))
-
-    # F2: where the gain comes from
-    f2 = "The gain comes from pulling fewer remote features (buffer hits) on top of overlapping sampling and fetching"
-    if s.empty or standalone:
-        add(f2, "not measured", "no multi-machine run")
-    else:
-        main = _main_runs(s, params)
-        main = main[main["model"] == params.models[0]]
-        ev, ok = [], []
-        for run, d in main.groupby(RUN_KEY):
-            d = d.set_index("variant")
-            if not {"distdgl", "massivegnn"} <= set(d.index):
-                continue
-            mg = d.loc["massivegnn"]
-            fewer = mg["remote_mb_per_epoch"] < d.loc["distdgl", "remote_mb_per_epoch"]
-            extra = ""
-            better = True
-            if "prefetch" in d.index:
-                better = mg["cut"] > d.loc["prefetch", "cut"]
-                extra = f", prefetch thread alone cut {d.loc['prefetch', 'cut']:.0%}"
-            ok.append(bool(fewer and better))
-            ev.append(f"{run[0]} / {run[2]}: remote features {d.loc['distdgl', 'remote_mb_per_epoch']:.1f} -> "
-                      f"{mg['remote_mb_per_epoch']:.1f} MB per epoch, massivegnn cut {mg['cut']:.0%}{extra}")
-        verdict = "not measured" if not ok else ("reproduced" if all(ok) else "partly" if any(ok) else "not reproduced")
-        add(f2, verdict, "; ".join(ev))
-
-    # F3: larger buffer, more hits and more gain
-    f3 = "A larger prefetch fraction raises the hit rate and the speedup"
-    sw_rows = _sweep_rows(s, params)
-    sweep = sw_rows[(sw_rows["policy"] == "massivegnn") & np.isclose(sw_rows["alpha"], params.alpha)
-                    & (sw_rows["delta"] == params.delta) & (sw_rows["eviction"].astype(bool) == params.eviction)
-                    ] if not sw_rows.empty else sw_rows
-    if sweep.empty or sweep["fraction"].nunique() < 2 or standalone:
-        add(f3, "not measured", "fewer than two prefetch fractions measured")
-    else:
-        sw = sweep.sort_values("fraction")
-        hit_up = bool(np.all(np.diff(sw["hit_rate"].to_numpy()) >= -0.01))
-        sp = sw["speedup_median"].to_numpy()
-        sp_up = bool(sp[-1] > sp[0])
-        verdict = "reproduced" if hit_up and sp_up else "partly" if hit_up or sp_up else "not reproduced"
-        add(f3, verdict, "fraction / hit rate / speedup: " + "; ".join(
-            f"{r.fraction:g}: {r.hit_rate:.0%}, {r.speedup_median:.2f}x" for r in sw.itertuples()))
-
-    # F4: eviction adapts
-    f4 = "Continuous eviction keeps the buffer useful (hit rate with eviction >= without)"
-    if sw_rows.empty or standalone:
-        add(f4, "not measured", "no sweeps run")
-    else:
-        d = sw_rows[(sw_rows["policy"] == "massivegnn") & np.isclose(sw_rows["fraction"], params.prefetch_fraction)
-                    & np.isclose(sw_rows["alpha"], params.alpha) & (sw_rows["delta"] == params.delta)]
-        on, off = d[d["eviction"].astype(bool)], d[~d["eviction"].astype(bool)]
-        if on.empty or off.empty:
-            add(f4, "not measured", "eviction on/off not both measured")
-        else:
-            a, b = on.iloc[0], off.iloc[0]
-            grid = sw_rows[(sw_rows["policy"] == "massivegnn") & np.isclose(sw_rows["fraction"], params.prefetch_fraction)
-                           & sw_rows["eviction"].astype(bool)]
-            best = grid.loc[grid["hit_rate"].idxmax()] if not grid.empty else a
-            diff = a["hit_rate"] - b["hit_rate"]
-            verdict = "reproduced" if diff > 0.005 else "partly" if best["hit_rate"] - b["hit_rate"] > 0.005 else (
-                "not reproduced")
-            adm = admitted_per_epoch(epochs, params)
-            adm_txt = ", ".join(f"{k} {v:.0f}" for k, v in adm.items())
-            main = _main_runs(s)
-            main = main[(main["graph"] == params.sweep_graph) & (main["network"] == params.networks[0])
-                        & (main["model"] == params.models[0])].set_index("variant") if not main.empty else main
-            why_txt = ""
-            if {"static", "massivegnn"} <= set(main.index):
-                why_txt = (f". The static cache of the hottest nodes measured by pre-sampling an epoch reaches "
-                           f"{main.loc['static', 'hit_rate']:.1%} against the degree-ordered buffer's "
-                           f"{main.loc['massivegnn', 'hit_rate']:.1%} (main run): with shuffled seeds the "
-                           f"accessed halo nodes do not drift, so there is little for eviction to adapt to")
-            add(f4, verdict, f"hit rate with eviction {a['hit_rate']:.1%} (speedup {a['speedup_median']:.2f}x), "
-                             f"without {b['hit_rate']:.1%} ({b['speedup_median']:.2f}x); best (alpha, delta) of the "
-                             f"map: ({best['alpha']:g}, {int(best['delta'])}) with {best['hit_rate']:.1%}; nodes admitted "
-                             f"by eviction per epoch (all trainers): {adm_txt}{why_txt}")
-
-    # F5: gain grows with network cost
-    f5 = "The gain is largest where remote traffic is expensive (slow network) and shrinks on a fast one"
-    net = network_rows(s, params)
-    net = net[net["variant"] == "massivegnn"] if not net.empty else net
-    if net.empty or net["network"].nunique() < 2 or standalone:
-        add(f5, "not measured", "fewer than two network models measured")
-    else:
-        order = _network_order(net["network"])
-        d = net.set_index("network").loc[order]
-        sp = d["speedup_median"].to_numpy()
-        rising = bool(sp[-1] > sp[0])
-        mono = bool(np.all(np.diff(sp) > -0.02))
-        verdict = "reproduced" if rising and mono else "partly" if rising else "not reproduced"
-        add(f5, verdict, "network (fast -> slow): " + "; ".join(
-            f"{n}: {d.loc[n, 'speedup_median']:.2f}x (cut {d.loc[n, 'cut']:.0%})" for n in order)
-            + ". Where the gain is small the buffer still removes remote rows, but the fetch it saves was cheap")
-
-    # F6: same accuracy
-    f6 = "Faster variants learn the same: test accuracy after the same epochs within noise of DistDGL's"
-    acc = accuracy_table(accuracy) if accuracy is not None else pd.DataFrame()
-    if acc.empty:
-        add(f6, "not measured", "no accuracy rows")
-    else:
-        a = acc[acc["policy"] != "none"].copy()
-        a = a[a["run"] == "main"] if (a["run"] == "main").any() else a
-        p = a["baseline_accuracy"].clip(0.01, 0.99)
-        tol = np.maximum(0.02, 2 * np.sqrt(2 * p * (1 - p) / a["test_count"].clip(lower=1)))
-        within = (a["difference"].abs() <= tol)
-        verdict = "reproduced" if within.all() else "partly" if within.mean() >= 0.5 else "not reproduced"
-        add(f6, verdict, f"{int(within.sum())} of {len(a)} variants within max(2 points, 2 standard errors) of "
-                         f"DistDGL; differences {a['difference'].min():+.3f} to {a['difference'].max():+.3f}; "
-                         + "; ".join(f"{r.graph} {r.variant}: {r.test_accuracy:.3f} vs {r.baseline_accuracy:.3f}"
-                                     for r in a.itertuples()))
-
-    # X1 (beyond the paper): classical policies at the same memory budget
-    x1 = "Beyond the paper: MassiveGNN vs static (pre-sampled hottest) and LRU caches of the same size"
-    if s.empty or standalone:
-        add(x1, "not measured", "no multi-machine run")
-    else:
-        main = _main_runs(s, params)
-        main = main[main["model"] == params.models[0]]
-        ev, wins = [], []
-        for run, d in main.groupby(RUN_KEY):
-            d = d[d["policy"].isin(["massivegnn", "static", "lru"])]
-            d = d[np.isclose(d["fraction"], params.prefetch_fraction)]
-            d = d[(d["policy"] != "massivegnn") | (d["variant"] == "massivegnn")]
-            if d["policy"].nunique() < 2:
-                continue
-            best = d.loc[d["mean_epoch_s"].idxmin()]
-            wins.append(best["policy"])
-            ev.append(f"{run[0]} / {run[2]}: " + ", ".join(
-                f"{r.variant} {r.mean_epoch_s:.2f} s (hit {r.hit_rate:.0%})" for r in d.itertuples())
-                + f" -> fastest {best['variant']}")
-        verdict = "not measured" if not wins else ("reproduced" if all(w == "massivegnn" for w in wins) else
-                                                   "partly" if "massivegnn" in wins else "not reproduced")
-        add(x1, verdict, ("(reproduced = MassiveGNN fastest everywhere) " if wins else "") + "; ".join(ev))
-    return pd.DataFrame(out)

@@ -225,8 +225,8 @@ class _Trainer:
     def build(self, v: dict) -> dict:
         """Model, optimizer, loader and warmed cache of one variant; records a ``setup`` row."""
         torch = self.torch
-        from studylib.studies.distributed_caching.cache import make_cache
         from studylib.models.homogeneous import build_homogeneous_model
+        from studylib.studies.distributed_caching.cache import make_cache
 
         a = self.args
         model = build_homogeneous_model(v["model"], "dgl", self.F, a.hidden, self.num_classes, len(a.fanouts),

@@ -28,28 +28,32 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import warnings
-from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 
 from studylib import machine, timing
+from studylib.limits import (  # noqa: F401  (the limits of this machine live in the core: 03, 04 and 05 read them)
+    EXTRA_WORDS,
+    KERNELS,
+    STREAM_SCALAR,
+    STREAM_WORDS,
+    MachineLimits,
+    last_level_cache_bytes,
+    machine_limits,
+    stream_kernels,
+)
 
 NOTEBOOK = "00-hardware"
 
-#: STREAM kernels: name -> words moved per element (STREAM's byte counting).
-STREAM_WORDS = {"copy": 2, "scale": 2, "add": 3, "triad": 3}
-#: Extra single-direction kernels for the comparison with ``sysbench memory``.
-EXTRA_WORDS = {"read": 1, "write": 1}
-KERNELS = (*STREAM_WORDS, *EXTRA_WORDS)
-#: The scalar of STREAM's scale and triad kernels.
-STREAM_SCALAR = 3.0
+
 #: Minimum bytes per STREAM array.
 MIN_ARRAY_BYTES = 128 * 2**20
+
+
 #: Accepted gap between this notebook's bandwidth and the standard tool's (the issue's 20%).
 REFERENCE_TOLERANCE = 0.20
+
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
@@ -61,22 +65,6 @@ def dtype_of(name: str) -> torch.dtype:
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; choose one of {sorted(_DTYPES)}") from None
 
-
-def last_level_cache_bytes() -> int | None:
-    """Size of the largest CPU cache (``/sys/devices/system/cpu/cpu0/cache/index*/size``), in bytes,
-    or ``None`` when the kernel does not expose it."""
-    from pathlib import Path
-
-    sizes = []
-    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            text = (d / "size").read_text().strip()
-        except OSError:
-            continue
-        m = re.fullmatch(r"(\d+)([KMG]?)", text)
-        if m:
-            sizes.append(int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)])
-    return max(sizes) if sizes else None
 
 
 def stream_array_bytes(requested_mib: float = 0.0, device: torch.device | str = "cpu") -> int:
@@ -105,23 +93,6 @@ def resolve_threads(thread_counts: list[int]) -> list[int]:
         if t not in out:
             out.append(t)
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Measurements
-# --------------------------------------------------------------------------------------------
-
-def stream_kernels(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, scalar: float = STREAM_SCALAR) -> dict:
-    """The STREAM kernels (plus read and write) on three equal arrays: name -> (zero-argument
-    callable, words moved per element)."""
-    return {
-        "copy": (lambda: b.copy_(a), STREAM_WORDS["copy"]),
-        "scale": (lambda: torch.mul(a, scalar, out=b), STREAM_WORDS["scale"]),
-        "add": (lambda: torch.add(a, b, out=c), STREAM_WORDS["add"]),
-        "triad": (lambda: torch.add(b, c, alpha=scalar, out=a), STREAM_WORDS["triad"]),
-        "read": (lambda: a.sum(), EXTRA_WORDS["read"]),
-        "write": (lambda: b.fill_(scalar), EXTRA_WORDS["write"]),
-    }
 
 
 def measure_bandwidth(array_bytes: int, threads: int, *, device: torch.device | str = "cpu",
@@ -204,10 +175,6 @@ def measure_transfer(nbytes: int, *, device: torch.device | str = "cuda", rounds
                                  "seconds": t, "bytes_per_s": n * 4 / t})
     return rows
 
-
-# --------------------------------------------------------------------------------------------
-# The standard tool: sysbench memory
-# --------------------------------------------------------------------------------------------
 
 def sysbench_path() -> str | None:
     """Path of the ``sysbench`` executable (Debian package ``sysbench``), or ``None``."""
@@ -317,10 +284,6 @@ def compare_with_reference(bandwidth: pd.DataFrame, reference: pd.DataFrame | No
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# Limits: the summary table other notebooks read
-# --------------------------------------------------------------------------------------------
-
 def summarize_limits(bandwidth: pd.DataFrame | None, gemm: pd.DataFrame | None,
                      transfer: pd.DataFrame | None, device: str) -> list[dict]:
     """The machine's limits from the raw tables, one row per (limit, threads):
@@ -361,82 +324,6 @@ def summarize_limits(bandwidth: pd.DataFrame | None, gemm: pd.DataFrame | None,
             add(f"{d}_{'pinned' if p else 'pageable'}", 1, g["bytes_per_s"], "B/s", f"{g['bytes'].iloc[0]} B")
     return rows
 
-
-@dataclass
-class MachineLimits:
-    """Peaks of one device at one thread count, as measured by ``00-hardware``.
-
-    Attributes:
-        device: ``"cpu"`` or ``"cuda"``.
-        threads: CPU threads of the measurement.
-        memory_bandwidth: best STREAM kernel median, bytes/s (``bandwidth_kernel`` names it).
-        gemm_flops: dtype name -> best median ``torch.mm`` FLOP/s.
-        transfer: ``h2d_pinned`` ... -> bytes/s (GPU only).
-        run_id: run of ``00-hardware`` that measured them; note: how they were chosen.
-    """
-
-    device: str
-    threads: int
-    memory_bandwidth: float | None
-    bandwidth_kernel: str | None
-    gemm_flops: dict[str, float] = field(default_factory=dict)
-    transfer: dict[str, float] = field(default_factory=dict)
-    run_id: str | None = None
-    note: str = ""
-
-    def peak_flops(self, dtype: str = "float32") -> float | None:
-        """Peak GEMM FLOP/s for ``dtype`` (falls back to float32), or None."""
-        return self.gemm_flops.get(dtype) or self.gemm_flops.get("float32")
-
-    def attainable_flops(self, intensity, dtype: str = "float32"):
-        """Roofline bound ``min(peak FLOP/s, intensity * bandwidth)`` (Williams, Waterman,
-        Patterson, CACM 2009, Eq. 1) for arithmetic intensity in FLOP/byte (scalar or array)."""
-        return np.minimum(self.peak_flops(dtype) or np.inf, np.asarray(intensity) * (self.memory_bandwidth or np.inf))
-
-
-def machine_limits(device: str = "cpu", num_threads: int | None = None, *, quiet: bool = False) -> MachineLimits | None:
-    """The limits ``00-hardware`` measured on this machine for ``device``, read from
-    ``results/00-hardware/limits.parquet``.
-
-    ``num_threads``: the thread count to match (default: the highest measured); when it was not
-    measured, the closest measured count is used and :attr:`MachineLimits.note` says so. Returns
-    ``None`` (with a warning naming the command to run, unless ``quiet``) when the table is absent
-    or holds nothing for ``device``.
-    """
-    from studylib import results
-
-    df = results.read_table(NOTEBOOK, "limits")
-    if df is None or df.empty or "device" not in df or (df["device"] == device).sum() == 0:
-        if not quiet:
-            warnings.warn(f"no machine limits for device {device!r}: results/{NOTEBOOK}/limits.parquet is missing or "
-                          f"has no {device} rows; run `python -m studylib run {NOTEBOOK} --profile small` first. "
-                          f"Figures are drawn without peaks.", stacklevel=2)
-        return None
-    df = df[(df["device"] == device) & (df.get("status", "ok") == "ok")] if "status" in df else df[df["device"] == device]
-    latest = df["run_id"].astype(str).max() if "run_id" in df else None
-    if latest is not None:
-        df = df[df["run_id"].astype(str) == latest]
-    measured = sorted(df["threads"].unique())
-    note = ""
-    if num_threads is None or device == "cuda":  # a GPU's limits do not depend on CPU threads
-        threads = max(measured)
-    elif num_threads in measured:
-        threads = num_threads
-    else:
-        threads = min(measured, key=lambda t: (abs(t - num_threads), -t))
-        note = f"limits measured with {threads} threads (none with {num_threads})"
-    d = df[df["threads"] == threads].set_index("limit")
-    bw = d.loc["memory_bandwidth"] if "memory_bandwidth" in d.index else None
-    gemm = {k[5:]: float(v) for k, v in d["value"].items() if k.startswith("gemm_")}
-    xfer = {k: float(v) for k, v in df.set_index("limit")["value"].items() if k.startswith(("h2d", "d2h"))}
-    return MachineLimits(device=device, threads=int(threads), memory_bandwidth=float(bw["value"]) if bw is not None else None,
-                         bandwidth_kernel=str(bw["detail"]) if bw is not None else None, gemm_flops=gemm, transfer=xfer,
-                         run_id=latest, note=note)
-
-
-# --------------------------------------------------------------------------------------------
-# Driver
-# --------------------------------------------------------------------------------------------
 
 def run_measurement(name: str, params, device: torch.device) -> pd.DataFrame:
     """Run (or resume) one measurement of ``00-hardware`` into ``results/00-hardware/<name>`` and
@@ -507,96 +394,6 @@ def write_limits(params, device: torch.device, bandwidth, gemm, transfer) -> pd.
     table = ResultTable(NOTEBOOK, "limits", ["device", "limit", "threads"], params.model_dump())
     table.add(rows)
     return table.frame()
-
-
-# --------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------
-
-def plot_bandwidth(bandwidth: pd.DataFrame, reference: pd.DataFrame | None = None):
-    """Bars: median GB/s (1e9 B/s) of each kernel per thread count, IQR whiskers over raw blocks;
-    red marks: what ``sysbench memory`` read and write rates (medians, same thread count) give for
-    the same traffic (:func:`reference_rate`), with the ratio torch / sysbench above each bar."""
-    import matplotlib.pyplot as plt
-
-    threads = sorted(bandwidth["threads"].unique())
-    kernels = [k for k in KERNELS if k in set(bandwidth["kernel"])]
-    fig, axes = plt.subplots(1, len(threads), figsize=(4.2 * len(threads), 3.4), sharey=True, squeeze=False)
-    for ax, t in zip(axes[0], threads):
-        g = bandwidth[bandwidth["threads"] == t]
-        q = g.groupby("kernel")["bytes_per_s"].quantile([0.25, 0.5, 0.75]).unstack().reindex(kernels) / 1e9
-        colors = ["#1f77b4" if k in STREAM_WORDS else "#7f7f7f" for k in kernels]
-        ax.bar(kernels, q[0.5], color=colors, yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], capsize=3)
-        ref = None
-        if reference is not None and not reference.empty:
-            r = reference[reference["threads"] == t].groupby("oper")["bytes_per_s"].median()
-            if {"read", "write"} <= set(r.index):
-                ref = [reference_rate(k, r["read"], r["write"]) / 1e9 for k in kernels]
-                ax.scatter(range(len(kernels)), ref, marker="_", s=600, color="#d62728", zorder=3,
-                           label=f"sysbench, same traffic (read {r['read'] / 1e9:.1f}, write {r['write'] / 1e9:.1f})")
-                ax.legend(fontsize=7, loc="lower right")
-        for x, v in enumerate(q[0.5]):
-            label = f"{v:.1f}" + (f"\n({v / ref[x]:.2f}x)" if ref is not None else "")
-            ax.text(x, q[0.75].iloc[x], label, ha="center", va="bottom", fontsize=7)
-        ax.set_title(f"{t} thread{'s' if t > 1 else ''}, {g['array_bytes'].iloc[0] / 2**20:.0f} MiB arrays")
-        ax.set_ylabel("bandwidth (GB/s, STREAM byte counting)")
-    fig.suptitle("Memory bandwidth: STREAM kernels (blue) and read/write kernels (grey) in torch")
-    return fig
-
-
-def plot_gemm(gemm: pd.DataFrame):
-    """Median GFLOP/s of ``torch.mm`` vs matrix size, one line per dtype and thread count, IQR band."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for (dt, t), g in gemm.groupby(["dtype", "threads"]):
-        q = g.groupby("n")["flops_per_s"].quantile([0.25, 0.5, 0.75]).unstack() / 1e9
-        ax.plot(q.index, q[0.5], marker="o", label=f"{dt}, {t} thr")
-        ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.2)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("n (square n x n matrices)")
-    ax.set_ylabel("GFLOP/s (2 n^3 per call)")
-    ax.legend(fontsize=7)
-    fig.suptitle("GEMM throughput (torch.mm)")
-    return fig
-
-
-def plot_transfer(transfer: pd.DataFrame):
-    """Median GB/s of host-to-device and device-to-host copies, pinned vs pageable."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    q = transfer.groupby(["direction", "pinned"])["bytes_per_s"].median().unstack() / 1e9
-    q.plot.bar(ax=ax, rot=0)
-    ax.set_ylabel("GB/s")
-    ax.legend(title="pinned host memory", fontsize=7)
-    fig.suptitle("Host/device copy bandwidth")
-    return fig
-
-
-def plot_roofline(limits: MachineLimits):
-    """The machine's roofline: attainable FLOP/s vs arithmetic intensity (FLOP/byte) for each
-    measured GEMM dtype, with the ridge points marked (Williams et al., CACM 2009)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ai = np.logspace(-3, 3, 200)
-    for dt, peak in sorted(limits.gemm_flops.items()):
-        y = limits.attainable_flops(ai, dt)
-        ax.plot(ai, y / 1e9, label=f"{dt}: {peak / 1e9:.0f} GFLOP/s")
-        if limits.memory_bandwidth:
-            ridge = peak / limits.memory_bandwidth
-            ax.axvline(ridge, color="0.7", lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
-    ax.set_ylabel("attainable GFLOP/s")
-    bw = (limits.memory_bandwidth or float("nan")) / 1e9
-    ax.set_title(f"{limits.device}, {limits.threads} threads, memory {bw:.1f} GB/s ({limits.bandwidth_kernel})",
-                 fontsize=9)
-    ax.legend(fontsize=7)
-    fig.suptitle("Roofline of this machine (measured peaks)")
-    return fig
 
 
 def describe_machine() -> pd.DataFrame:

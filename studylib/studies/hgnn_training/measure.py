@@ -11,22 +11,19 @@ All times are seconds of wall clock, read after synchronising the device (see
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-import psutil
 import torch
 import torch.nn.functional as F
 
 from studylib import timing
 from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
+from studylib.data.hgnn_graphs import han_metapaths, load_graph, metapath_edges
 from studylib.timing import (
     BACKWARD,
     DATA_PREPARATION,
@@ -38,64 +35,27 @@ from studylib.timing import (
     SAMPLING,
     SEMANTIC_GRAPH_BUILD,
     STEP_TOTAL,
+    PeakMemory,
     StageTimer,
     phase,
     stage,
+    trim_heap,
 )
 
 NOTEBOOK = "01-hgnn-training"
 
+
 # DGL's data loader warns on every epoch that its CPU-affinity option is off; the option pins
 # sampler workers, which these measurements do not use (num_workers=0).
 warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+
 
 #: Regions of one training step, in stacking order, that together make up the step.
 STEP_REGIONS = (timing.FEATURE_PROJECTION, NEIGHBOR_AGGREGATION, timing.SEMANTIC_FUSION, LOSS, BACKWARD,
                 OPTIMIZER_UPDATE)
 
 
-# --------------------------------------------------------------------------------------------
-# Graph and model set-up
-# --------------------------------------------------------------------------------------------
 
-def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> HeteroGraph:
-    """The graph of one configuration: a real dataset by name, or ``"synthetic"`` (ACM's schema,
-    node counts times ``synthetic_scale``). Raises what the loaders raise
-    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable)."""
-    from studylib import data
-
-    if dataset == "synthetic":
-        return data.synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
-    return data.load_hetero(dataset)
-
-
-def metapath_edges(graph: HeteroGraph, metapath: list) -> int:
-    """Edges of the metapath-reachable graph of ``metapath`` (distinct node pairs), counted with
-    DGL's ``metapath_reachable_graph``; cached on the graph's ``info`` dict."""
-    import dgl
-
-    cache = graph.info.setdefault("_metapath_edges", {})
-    key = tuple(tuple(et) for et in metapath)
-    if key not in cache:
-        dg = graph.info.get("_dgl") or graph.to_dgl()
-        graph.info["_dgl"] = dg
-        cache[key] = int(dgl.metapath_reachable_graph(dg, [tuple(et) for et in metapath]).num_edges())
-    return cache[key]
-
-
-def han_metapaths(graph: HeteroGraph, max_edges: int = 0) -> tuple[dict, dict[str, int]]:
-    """The graph's named metapaths that HAN uses under an edge cap: ``(kept, skipped)`` where
-    ``kept`` maps name -> edge types and ``skipped`` maps name -> edge count of each metapath whose
-    graph has more than ``max_edges`` edges (``0`` = no cap). Raises ``ValueError`` when the cap
-    leaves no metapath."""
-    kept, skipped = {}, {}
-    for name, path in graph.metapaths.items():
-        n = metapath_edges(graph, path) if max_edges else 0
-        (skipped.__setitem__(name, n) if max_edges and n > max_edges else kept.__setitem__(name, path))
-    if not kept:
-        raise ValueError(f"{graph.name}: every metapath has more than han_max_metapath_edges={max_edges} edges "
-                         f"({skipped}); raise the cap")
-    return kept, skipped
 
 
 def metapath_table(graphs: dict, params) -> pd.DataFrame:
@@ -176,72 +136,7 @@ def accuracy(s: Setup, idx: torch.Tensor | None = None) -> float:
     return float((pred[idx] == s.labels[idx]).float().mean())
 
 
-# --------------------------------------------------------------------------------------------
-# Memory: peak resident set size per phase (CPU) or peak allocated device memory (GPU)
-# --------------------------------------------------------------------------------------------
 
-def trim_heap() -> bool:
-    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``) so that the resident
-    set size reflects live memory again; ``False`` where glibc is not available."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
-
-
-class PeakMemory:
-    """Peak memory of regions of code: device memory on CUDA (``max_memory_allocated``), the
-    process's resident set size on CPU, sampled every ``interval_s`` seconds by a thread.
-
-    Use ``with pm.region("forward"): ...``; :attr:`peaks` maps region name -> peak bytes and
-    :attr:`baselines` region name -> bytes in use when the region started. On CPU, call
-    :func:`trim_heap` before the first region so that memory freed earlier but kept by the C
-    allocator does not hide new allocations.
-    """
-
-    def __init__(self, device: torch.device, interval_s: float = 0.0005):
-        self.device, self.interval_s = device, interval_s
-        self.peaks: dict[str, int] = {}
-        self.baselines: dict[str, int] = {}
-        self._proc = psutil.Process()
-
-    @contextlib.contextmanager
-    def region(self, name: str):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.baselines[name] = torch.cuda.memory_allocated(self.device)
-            yield
-            torch.cuda.synchronize(self.device)
-            self.peaks[name] = max(self.peaks.get(name, 0), torch.cuda.max_memory_allocated(self.device))
-            return
-        peak = [self._proc.memory_info().rss]
-        self.baselines[name] = peak[0]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], self._proc.memory_info().rss)
-                time.sleep(self.interval_s)
-
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            t.join()
-            peak[0] = max(peak[0], self._proc.memory_info().rss)
-            self.peaks[name] = max(self.peaks.get(name, 0), peak[0])
-
-
-# --------------------------------------------------------------------------------------------
-# 1. Stage and phase times of full-batch training steps
-# --------------------------------------------------------------------------------------------
 
 def measure_stage_times(model_name: str, framework: str, dataset: str, graph: HeteroGraph, params,
                         device: torch.device) -> list[dict]:
@@ -338,10 +233,6 @@ def stage_summary(stage_times: pd.DataFrame) -> pd.DataFrame:
     return out.join(step, on=cfg)
 
 
-# --------------------------------------------------------------------------------------------
-# 2. Kernel classes
-# --------------------------------------------------------------------------------------------
-
 def measure_kernel_classes(model_name: str, framework: str, dataset: str, graph: HeteroGraph, params,
                            device: torch.device) -> list[dict]:
     """Profile ``params.profile_steps`` training steps with ``torch.profiler`` and attribute the
@@ -361,10 +252,6 @@ def measure_kernel_classes(model_name: str, framework: str, dataset: str, graph:
     df["seconds"] = df.pop("self_us") * 1e-6 / params.profile_steps
     return df.to_dict("records")
 
-
-# --------------------------------------------------------------------------------------------
-# 3. Benchmarks: instrumentation overhead, staged vs reference layers (torch.utils.benchmark)
-# --------------------------------------------------------------------------------------------
 
 def _blocked_times(fn, num_threads: int, min_run_time: float) -> list[float]:
     """Seconds per call of ``fn`` from ``torch.utils.benchmark.Timer.blocked_autorange``: the raw
@@ -423,10 +310,6 @@ def measure_reference(model_name: str, framework: str, dataset: str, graph: Hete
     return rows
 
 
-# --------------------------------------------------------------------------------------------
-# 4. HAN: number and length of metapaths
-# --------------------------------------------------------------------------------------------
-
 def metapath_variants(graph: HeteroGraph, max_length: int = 6, max_edges: int = 0) -> list[tuple[str, dict]]:
     """Metapath sets for the HAN sweep on ``graph``: the first 1, 2, ... of the graph's named
     metapaths whose graphs have at most ``max_edges`` edges (number sweep), and the first such
@@ -484,10 +367,6 @@ def _semantic_edge_count(sem) -> int:
         return int(sum(v.shape[1] for v in ei.values()))
     return -1
 
-
-# --------------------------------------------------------------------------------------------
-# 5. Full batch vs mini-batch (neighbor sampling, DGL)
-# --------------------------------------------------------------------------------------------
 
 def minibatch_available(framework: str) -> tuple[bool, str]:
     """Whether neighbor-sampled mini-batch training can run in ``framework`` here, and why not.
@@ -588,10 +467,6 @@ def measure_minibatch(model_name: str, framework: str, dataset: str, graph: Hete
                      "seeds": int(graph.train_idx.numel())})
     return rows
 
-
-# --------------------------------------------------------------------------------------------
-# 6. Data-parallel training (torch.distributed: gloo on CPU, NCCL on GPUs)
-# --------------------------------------------------------------------------------------------
 
 def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str) -> None:
     """One data-parallel process: mini-batch training on its share of the training nodes, with a
@@ -698,10 +573,6 @@ def measure_data_parallel(model_name: str, framework: str, dataset: str, world_s
     return pd.concat(frames, ignore_index=True).to_dict("records")
 
 
-# --------------------------------------------------------------------------------------------
-# 7. Accuracy (shows that the timed models learn)
-# --------------------------------------------------------------------------------------------
-
 def measure_accuracy(model_name: str, framework: str, dataset: str, graph: HeteroGraph, params,
                      device: torch.device) -> list[dict]:
     """Train ``params.train_epochs`` full-batch epochs; rows ``{epoch, loss, test_accuracy}``
@@ -716,15 +587,7 @@ def measure_accuracy(model_name: str, framework: str, dataset: str, graph: Heter
     return rows
 
 
-# --------------------------------------------------------------------------------------------
-# Summaries, figures and findings (from the tables only)
-# --------------------------------------------------------------------------------------------
-
 CONFIG = ["model", "framework", "dataset"]
-
-
-def _label(df: pd.DataFrame) -> pd.Series:
-    return df["model"].str.upper() + " · " + df["framework"].map({"dgl": "DGL", "pyg": "PyG"})
 
 
 def kernel_class_shares(kernels: pd.DataFrame, by: str = "kernel_class") -> pd.DataFrame:
@@ -744,74 +607,6 @@ def profiled_stage_shares(kernels: pd.DataFrame) -> pd.DataFrame:
     return kernel_class_shares(k, by="stage")
 
 
-def plot_stage_shares(stage_times: pd.DataFrame):
-    """Stacked bars: share of the median training step per region (:data:`STEP_REGIONS`), one
-    panel per dataset, one bar per model x framework, the step time in ms written on each bar."""
-    import matplotlib.pyplot as plt
-
-    from studylib.plotting import STAGE_PALETTE
-
-    summ = stage_summary(stage_times)
-    summ = summ[summ["region"].isin(STEP_REGIONS)]
-    datasets = list(pd.unique(stage_times["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.2 * len(datasets)), 3.8), sharey=True,
-                             squeeze=False, layout="constrained")
-    for ax, ds in zip(axes[0], datasets):
-        d = summ[summ["dataset"] == ds].copy()
-        d["label"] = _label(d)
-        wide = d.pivot_table(index="label", columns="region", values="share").reindex(columns=list(STEP_REGIONS))
-        steps = d.groupby("label")["step_median_s"].first()
-        wide["untimed"] = (1 - wide.fillna(0).sum(axis=1)).clip(lower=0)
-        left = np.zeros(len(wide))
-        for region in (*STEP_REGIONS, "untimed"):
-            vals = wide[region].fillna(0).to_numpy()
-            ax.barh(wide.index, vals, left=left, color=STAGE_PALETTE.get(region, "#e5e5e5"),
-                    label=region.replace("_", " "))
-            left += vals
-        for y, lab in enumerate(wide.index):
-            ax.text(min(left[y], 1.0) + 0.01, y, f"{steps[lab] * 1e3:.0f} ms", va="center", fontsize=7)
-        ax.set_title(ds.upper())
-        ax.set_xlim(0, 1.3)
-        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
-        ax.set_xlabel("share of step time (median over steps)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", ncol=1, fontsize=7, frameon=False)
-    fig.suptitle("Where a full-batch HGNN training step goes (stage timers; backward and update as a whole)")
-    return fig
-
-
-def plot_kernel_classes(kernels: pd.DataFrame):
-    """Two rows of stacked bars from the profiler: share of the step per kernel class, and per
-    stage with backward time attributed to its stage; one panel per dataset."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from studylib.plotting import STAGE_PALETTE
-
-    datasets = list(dict.fromkeys(kernels["dataset"]))
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6.2), sharey="row", squeeze=False)
-    colors = dict(zip(timing.KERNEL_CLASSES, sns.color_palette("tab10", len(timing.KERNEL_CLASSES))))
-    stage_order = [timing.FEATURE_PROJECTION, NEIGHBOR_AGGREGATION, timing.SEMANTIC_FUSION, LOSS, "other"]
-    for row, (by, order, palette) in enumerate((("kernel_class", timing.KERNEL_CLASSES, colors),
-                                                ("stage", stage_order, STAGE_PALETTE))):
-        shares = profiled_stage_shares(kernels) if by == "stage" else kernel_class_shares(kernels, by)
-        for ax, ds in zip(axes[row], datasets):
-            d = shares[shares["dataset"] == ds].copy()
-            d["label"] = _label(d)
-            wide = d.pivot_table(index="label", columns=by, values="share").reindex(columns=list(order)).fillna(0)
-            left = np.zeros(len(wide))
-            for c in order:
-                ax.barh(wide.index, wide[c], left=left, color=palette.get(c), label=c.replace("_", " "))
-                left += wide[c].to_numpy()
-            ax.set_xlim(0, 1)
-            ax.set_title(f"{ds.upper()}: by {by.replace('_', ' ')}")
-            ax.set_xlabel("share of profiled step time")
-        axes[row][-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    fig.suptitle("Kernel classes and stages of a training step (torch.profiler self time of forward, backward "
-                 "and update; backward attributed to its forward stage)")
-    return fig
-
-
 def memory_summary(stage_times: pd.DataFrame) -> pd.DataFrame:
     """Peak memory per configuration and phase (forward, backward): ``peak_mib`` (absolute) and
     ``increase_mib`` (peak minus the memory in use when the step began: the step's own demand)."""
@@ -819,58 +614,6 @@ def memory_summary(stage_times: pd.DataFrame) -> pd.DataFrame:
     m["peak_mib"] = m["peak_bytes"] / 2**20
     m["increase_mib"] = (m["peak_bytes"] - m["baseline_bytes"]) / 2**20
     return m[CONFIG + ["region", "peak_mib", "increase_mib"]]
-
-
-def plot_memory(stage_times: pd.DataFrame, device: str = "cpu"):
-    """Grouped bars: peak memory of the forward and the backward pass per configuration."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    m = memory_summary(stage_times)
-    m["label"] = _label(m)
-    datasets = list(dict.fromkeys(m["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
-    what = "resident set size" if device == "cpu" else "allocated device memory"
-    for ax, ds in zip(axes[0], datasets):
-        sns.barplot(data=m[m["dataset"] == ds], y="label", x="increase_mib", hue="region", ax=ax,
-                    palette={FORWARD: "#1f77b4", BACKWARD: "#9467bd"})
-        ax.set_title(ds.upper())
-        ax.set_xlabel(f"peak {what} above step start (MiB)")
-        ax.set_ylabel("")
-    fig.suptitle("Peak memory: forward vs backward pass")
-    return fig
-
-
-def plot_han_metapaths(han: pd.DataFrame):
-    """Neighbor-aggregation time (forward, median per step, IQR bars) of HAN vs the number of
-    metapaths and vs metapath length, one line per dataset and framework, with the metapath
-    graphs' edge counts annotated."""
-    import matplotlib.pyplot as plt
-
-    keys = ["dataset", "framework", "sweep", "num_metapaths", "metapath_length", "metapath_edges"]
-    d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(keys + ["step"], as_index=False)["seconds"].sum()
-    g = d.groupby(keys)["seconds"]
-    s = pd.concat([g.median().rename("median"), g.quantile(0.25).rename("q1"), g.quantile(0.75).rename("q3")],
-                  axis=1).reset_index()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
-    for ax, sweep, x, xl in ((axes[0], "count", "num_metapaths", "number of metapaths"),
-                             (axes[1], "length", "metapath_length", "metapath length (hops)")):
-        part = s[s["sweep"] == sweep]
-        for (ds, fw), f in part.groupby(["dataset", "framework"]):
-            f = f.sort_values(x)
-            ax.errorbar(f[x], f["median"] * 1e3, yerr=[(f["median"] - f["q1"]) * 1e3, (f["q3"] - f["median"]) * 1e3],
-                        marker="o", capsize=3, label=f"{ds.upper()} · {'DGL' if fw == 'dgl' else 'PyG'}")
-            for _, r in f.iterrows():
-                ax.annotate(f"{r['metapath_edges'] / 1e3:.0f}k", (r[x], r["median"] * 1e3), fontsize=6,
-                            textcoords="offset points", xytext=(4, 4))
-        ax.set_xlabel(xl)
-        ax.set_ylabel("neighbor aggregation, forward (ms/step)")
-        ax.set_yscale("log")
-        if not part.empty:
-            ax.set_xticks(sorted(part[x].unique()))
-        ax.legend(fontsize=7)
-    fig.suptitle("HAN: neighbor aggregation vs number and length of metapaths (labels: metapath-graph edges)")
-    return fig
 
 
 MINIBATCH_REGIONS = (SAMPLING, DATA_PREPARATION, FORWARD, BACKWARD, OPTIMIZER_UPDATE)
@@ -885,36 +628,6 @@ def minibatch_summary(mb: pd.DataFrame) -> pd.DataFrame:
     med = med[med["region"].isin(MINIBATCH_REGIONS)].join(total, on=CONFIG + ["mode"])
     med["share"] = med["seconds"] / med["step_s"]
     return med
-
-
-def plot_minibatch(mb: pd.DataFrame):
-    """Stacked bars: share of a step spent in sampling, data preparation, forward, backward and
-    update, mini-batch vs full-batch, per model (one panel per dataset)."""
-    import matplotlib.pyplot as plt
-
-    from studylib.plotting import STAGE_PALETTE
-
-    med = minibatch_summary(mb)
-    datasets = list(pd.unique(mb["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), sharey=True, squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        d = med[med["dataset"] == ds].copy()
-        d["label"] = _label(d) + " · " + d["mode"]
-        wide = d.pivot_table(index="label", columns="region", values="share").reindex(
-            columns=list(MINIBATCH_REGIONS)).fillna(0)
-        steps = d.groupby("label")["step_s"].first()
-        left = np.zeros(len(wide))
-        for r in MINIBATCH_REGIONS:
-            ax.barh(wide.index, wide[r], left=left, color=STAGE_PALETTE.get(r), label=r.replace("_", " "))
-            left += wide[r].to_numpy()
-        for y, lab in enumerate(wide.index):
-            ax.text(min(left[y], 1.0) + 0.01, y, f"{steps[lab] * 1e3:.0f} ms", va="center", fontsize=7)
-        ax.set_xlim(0, 1.3)
-        ax.set_title(ds.upper())
-        ax.set_xlabel("share of step time (median)")
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    fig.suptitle("Full batch vs neighbor-sampled mini-batch (DGL sampler)")
-    return fig
 
 
 def data_parallel_summary(ddp: pd.DataFrame) -> pd.DataFrame:
@@ -936,30 +649,6 @@ def data_parallel_summary(ddp: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_data_parallel(ddp: pd.DataFrame):
-    """Three panels vs number of processes: epoch time, scaling efficiency, all-reduce share."""
-    import matplotlib.pyplot as plt
-
-    s = data_parallel_summary(ddp)
-    s["label"] = _label(s) + " · " + s["dataset"].str.upper()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for lab, d in s.groupby("label"):
-        d = d.sort_values("world_size")
-        axes[0].plot(d["world_size"], d["epoch_s"], marker="o", label=lab)
-        axes[1].plot(d["world_size"], d["scaling_efficiency"], marker="o", label=lab)
-        axes[2].plot(d["world_size"], d["allreduce_share"] * 100, marker="o", label=lab)
-    axes[0].set_ylabel("epoch time (s)")
-    axes[1].set_ylabel("scaling efficiency T1 / (N·TN)")
-    axes[1].axhline(1.0, color="0.5", lw=0.8, ls="--")
-    axes[2].set_ylabel("gradient all-reduce (% of step)")
-    for ax in axes:
-        ax.set_xlabel("data-parallel processes")
-        ax.set_xticks(sorted(s["world_size"].unique()))
-    axes[2].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.suptitle("Data-parallel mini-batch training (torch.distributed, synchronous gradient all-reduce)")
-    return fig
-
-
 def ratio_summary(bench: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
     """Median time ratio ``numerator / denominator`` per configuration with an interquartile band,
     computed from the per-round medians of two alternated variants (``variant`` column)."""
@@ -973,139 +662,6 @@ def ratio_summary(bench: pd.DataFrame, numerator: str, denominator: str) -> pd.D
         "rounds": g["ratio"].size()}).reset_index()
     return out
 
-
-def plot_ratios(overhead: pd.DataFrame | None, reference: pd.DataFrame | None):
-    """Two panels: step time with stage instrumentation / without (goal <= 1.05), and staged model
-    / the frameworks' reference layers (goal <= 1.10); medians over alternated rounds, IQR bars."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=False)
-    for ax, df, num, den, goal, title in (
-            (axes[0], overhead, "instrumented", "plain", 1.05, "stage instrumentation overhead"),
-            (axes[1], reference, "staged", "reference", 1.10, "staged model vs framework reference layers")):
-        ax.set_title(title)
-        if df is None or df.empty:
-            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-            continue
-        r = ratio_summary(df, num, den)
-        r["label"] = _label(r) + " · " + r["dataset"].str.upper()
-        y = np.arange(len(r))
-        ax.errorbar(r["ratio"], y, xerr=[r["ratio"] - r["ratio_q1"], r["ratio_q3"] - r["ratio"]], fmt="o",
-                    capsize=3)
-        ax.set_yticks(y, r["label"], fontsize=7)
-        ax.axvline(1.0, color="0.5", lw=0.8)
-        ax.axvline(goal, color="#d62728", lw=0.8, ls="--", label=f"goal ≤ {goal:.2f}")
-        ax.set_xlabel(f"time per step: {num} / {den}")
-        ax.legend(fontsize=7)
-    fig.suptitle("Benchmarks (torch.utils.benchmark, alternated rounds)")
-    return fig
-
-
-def evaluate_findings(stage_times: pd.DataFrame | None, kernels: pd.DataFrame | None, han: pd.DataFrame | None,
-                      minibatch: pd.DataFrame | None, ddp: pd.DataFrame | None) -> pd.DataFrame:
-    """The paper's findings (Han et al., TACO 2025, Sec. 5-6) checked against this run's tables.
-
-    Returns one row per finding: ``finding``, ``verdict`` (``reproduced``, ``partly``,
-    ``not reproduced``, ``not measured``) and ``evidence`` (the numbers behind the verdict).
-    A verdict is computed from the numbers only; nothing is assumed.
-    """
-    out = []
-
-    def add(finding, verdict, evidence):
-        out.append({"finding": finding, "verdict": verdict, "evidence": evidence})
-
-    # F1: neighbor aggregation dominates training time
-    f1 = "Neighbor aggregation is the largest stage of HGNN training"
-    if kernels is not None and not kernels.empty:
-        st = profiled_stage_shares(kernels)
-        st = st[st["stage"] != "other"]
-        top = st.loc[st.groupby(CONFIG)["share"].idxmax()]
-        n_na = int((top["stage"] == NEIGHBOR_AGGREGATION).sum())
-        na = st[st["stage"] == NEIGHBOR_AGGREGATION]["share"]
-        fp = st[st["stage"] == timing.FEATURE_PROJECTION]["share"]
-        verdict = "reproduced" if n_na == len(top) else ("partly" if n_na > 0 else "not reproduced")
-        per_model = st.pivot_table(index="model", columns="stage", values="share", aggfunc="median")
-        detail = "; ".join(f"{m.upper()}: aggregation {r.get(NEIGHBOR_AGGREGATION, 0):.0%}, projection "
-                           f"{r.get(timing.FEATURE_PROJECTION, 0):.0%}" for m, r in per_model.iterrows())
-        add(f1, verdict, f"largest stage (forward + backward, profiler) is neighbor aggregation in {n_na} of "
-                         f"{len(top)} configurations; aggregation share median {na.median():.0%} "
-                         f"(range {na.min():.0%}-{na.max():.0%}), feature projection median {fp.median():.0%}; "
-                         f"median per model: {detail}")
-    else:
-        add(f1, "not measured", "no kernel-class table")
-
-    # F2: aggregation time grows with number and length of metapaths
-    f2 = "HAN's aggregation time grows with the number and the length of metapaths"
-    if han is not None and not han.empty:
-        d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(
-            ["dataset", "framework", "sweep", "num_metapaths", "metapath_length", "step"])["seconds"].sum().groupby(
-            ["dataset", "framework", "sweep", "num_metapaths", "metapath_length"]).median().reset_index()
-        ev, ok = [], []
-        for (ds, fw, sweep), g in d.groupby(["dataset", "framework", "sweep"]):
-            x = "num_metapaths" if sweep == "count" else "metapath_length"
-            g = g.sort_values(x)
-            if len(g) < 2:
-                ev.append(f"{ds} {fw} {sweep}: one point only (larger metapaths over the edge cap)")
-                continue
-            inc = bool(np.all(np.diff(g["seconds"].to_numpy()) > 0))
-            ok.append(inc)
-            ev.append(f"{ds} {fw} {sweep} {'/'.join(str(v) for v in g[x])}: "
-                      + " → ".join(f"{v * 1e3:.1f}" for v in g["seconds"]) + " ms")
-        verdict = ("not measured" if not ok else "reproduced" if all(ok) else "partly" if any(ok)
-                   else "not reproduced")
-        add(f2, verdict, "; ".join(ev))
-    else:
-        add(f2, "not measured", "HAN metapath sweep not run")
-
-    # F3: the backward pass raises memory demand
-    f3 = "The backward pass raises memory demand above the forward pass"
-    if stage_times is not None and (stage_times["kind"] == "memory").any():
-        m = memory_summary(stage_times).pivot_table(index=CONFIG, columns="region", values="increase_mib")
-        higher = int((m[BACKWARD] > m[FORWARD]).sum())
-        ratio = (m[BACKWARD] / m[FORWARD])
-        verdict = "reproduced" if higher == len(m) else ("partly" if higher > 0 else "not reproduced")
-        add(f3, verdict, f"peak memory above the step's start is higher in backward than in forward in {higher} of "
-                         f"{len(m)} configurations; backward/forward ratio median {ratio.median():.2f} "
-                         f"(range {ratio.min():.2f}-{ratio.max():.2f})")
-    else:
-        add(f3, "not measured", "no memory rows")
-
-    # F4: mini-batch training is dominated by sampling and data preparation
-    f4 = "Mini-batch training time is dominated by sampling and data preparation"
-    if minibatch is not None and not minibatch.empty:
-        med = minibatch_summary(minibatch)
-        mbm = med[med["mode"] == "minibatch"]
-        prep = mbm[mbm["region"].isin([SAMPLING, DATA_PREPARATION])].groupby(CONFIG)["share"].sum()
-        dom = int((prep > 0.5).sum())
-        verdict = "reproduced" if dom == len(prep) else ("partly" if dom > 0 else "not reproduced")
-        add(f4, verdict, f"sampling + data preparation exceed half of the mini-batch step in {dom} of {len(prep)} "
-                         f"configurations; share median {prep.median():.0%} (range {prep.min():.0%}-{prep.max():.0%})")
-    else:
-        add(f4, "not measured", "mini-batch comparison not run")
-
-    # F5: multi-device training adds communication
-    f5 = "Data-parallel training adds gradient communication that limits scaling"
-    if ddp is not None and not ddp.empty:
-        s = data_parallel_summary(ddp)
-        multi = s[s["world_size"] > 1]
-        if multi.empty:
-            add(f5, "not measured", "only one process was run")
-        else:
-            share = multi["allreduce_share"]
-            eff = multi["scaling_efficiency"]
-            verdict = "reproduced" if (share > 0.05).all() and (eff < 1).all() else (
-                "partly" if (share > 0.05).any() or (eff < 1).any() else "not reproduced")
-            add(f5, verdict, f"with >1 process, gradient all-reduce takes median {share.median():.0%} of a step "
-                             f"(range {share.min():.0%}-{share.max():.0%}); scaling efficiency median "
-                             f"{eff.median():.2f} (range {eff.min():.2f}-{eff.max():.2f})")
-    else:
-        add(f5, "not measured", "data-parallel runs not made")
-    return pd.DataFrame(out)
-
-
-# --------------------------------------------------------------------------------------------
-# Driver: one call per measurement table, resumable
-# --------------------------------------------------------------------------------------------
 
 class GraphCache(GraphCacheBase):
     """Loads each dataset of this notebook once per run (``cache[dataset]``, see :func:`load_graph`)."""

@@ -21,7 +21,6 @@ ratios are taken within a round. Times are seconds per call, memory is bytes.
 from __future__ import annotations
 
 import gc
-import math
 
 import numpy as np
 import pandas as pd
@@ -32,27 +31,21 @@ from studylib.studies.op_microbenchmarks import ops
 
 NOTEBOOK = "03-op-microbenchmarks"
 
+
 #: Columns that identify a configuration of table ``op_times``.
 CONFIG = ["op", "dtype", "size", "sparsity", "reduce_factor", "index_distribution"]
+
+
 #: A sweep item: the configurations of one operation, dtype, size and index distribution.
 GROUP = ["op", "dtype", "size", "index_distribution"]
+
+
 #: A speed-up from sparsity below this factor counts as "little or no gain" (finding 3).
 GAIN_THRESHOLD = 1.10
-#: Native counts as "as fast or faster" when PyG time / native time >= 1 / (1 + this) (finding 2).
-RATIO_TOLERANCE = 0.05
-#: Sparsities up to this value are "low to moderate" (finding 2); at or above HIGH_SPARSITY "high".
-MODERATE_SPARSITY = 0.5
-HIGH_SPARSITY = 0.9
 
-#: Colours of the two roles in every figure.
-ROLE_COLORS = {ops.PYG: "#ff7f0e", ops.NATIVE: "#1f77b4"}
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
-
-# --------------------------------------------------------------------------------------------
-# Configurations
-# --------------------------------------------------------------------------------------------
 
 def selected_operations(params) -> list[str]:
     """The operations of this run (``params.operations`` or every registered one)."""
@@ -118,11 +111,9 @@ def configs(params, device: torch.device) -> tuple[list[dict], list[str]]:
     return out, notes
 
 
-# --------------------------------------------------------------------------------------------
-# Measuring one configuration
-# --------------------------------------------------------------------------------------------
-
 _OOM_TEXT = ("out of memory", "can't allocate memory", "not enough memory", "failed to allocate", "bad_alloc")
+
+
 _UNSUPPORTED_TEXT = ("not implemented", "not supported", "unsupported", "does not support")
 
 
@@ -287,10 +278,6 @@ def implementations_table(params, device: torch.device) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# Summaries
-# --------------------------------------------------------------------------------------------
-
 def ok_rows(times: pd.DataFrame) -> pd.DataFrame:
     """Rows of successful timings only."""
     if times is None or times.empty:
@@ -322,7 +309,7 @@ def summary(times: pd.DataFrame, limits=None) -> pd.DataFrame:
     """One row per configuration and implementation: ``median_s``, ``q1_s``, ``q3_s``, ``iqr_s``,
     ``blocks`` (over raw blocks of all rounds), the inputs' ``numel``, ``density``, ``bytes``,
     ``flops``, ``peak_memory_bytes``, ``kernels``, achieved ``bandwidth_Bps`` (bytes / median) and
-    ``flops_per_s``, and with ``limits`` (:class:`studylib.studies.hardware.measure.MachineLimits`):
+    ``flops_per_s``, and with ``limits`` (:class:`studylib.limits.MachineLimits`):
     ``bw_fraction`` (achieved / peak bandwidth), ``bound_s`` (roofline time: max of bytes / peak
     bandwidth and FLOP / peak FLOP/s, Williams et al., CACM 2009) and ``roofline_fraction``
     (``bound_s / median_s``, 1 = at the roofline)."""
@@ -406,305 +393,3 @@ def sparsity_gain(times: pd.DataFrame) -> pd.DataFrame:
                      "max_gain": float((t0 / g["median_s"]).max()),
                      "gains": bool(t0 / g["median_s"].iloc[-1] >= GAIN_THRESHOLD)})
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# Findings
-# --------------------------------------------------------------------------------------------
-
-def _verdict(share: float, full: float, part: float) -> str:
-    return "reproduced" if share >= full else ("partly" if share >= part else "not reproduced")
-
-
-def evaluate_findings(times: pd.DataFrame | None, limits=None) -> pd.DataFrame:
-    """The paper's three findings checked against this run's table ``op_times``.
-
-    1. *Memory inefficiency dominates runtime more than sparsity*: for each primary (op,
-       implementation) at its largest size and first reduce factor, the roofline gap at the lowest
-       sparsity (``median_s / bound_s``, needs ``limits``) is compared with the largest change
-       sparsity causes (``max(t(s) / t(s0), t(s0) / t(s))``); reproduced when the gap is larger for
-       at least 2/3 of them, partly for at least 1/3.
-    2. *Native is often as fast or faster than PyG, especially at low to moderate sparsity*: share of
-       (op, sparsity) cells whose primary PyG / native ratio is >= ``1 / (1 + RATIO_TOLERANCE)``;
-       reproduced when that share is >= 1/2 overall and not lower at sparsity <=
-       ``MODERATE_SPARSITY`` than at >= ``HIGH_SPARSITY``; partly when one of the two holds.
-    3. *Many central operations gain little or nothing from sparsity*: share of operations whose
-       best implementation gains less than ``GAIN_THRESHOLD`` from the lowest to the highest
-       sparsity; reproduced at >= 1/2, partly at >= 1/4.
-
-    Returns rows ``finding``, ``verdict`` (``reproduced``, ``partly``, ``not reproduced``, ``not
-    measured``), ``evidence``; the verdicts come from the numbers only.
-    """
-    out = []
-
-    def add(f, v, e):
-        out.append({"finding": f, "verdict": v, "evidence": e})
-
-    f1 = "Memory inefficiency dominates runtime more than sparsity does"
-    f2 = "Native PyTorch operations are often as fast as or faster than PyG's, especially at low to moderate sparsity"
-    f3 = "Many central operations get little or nothing from sparsity"
-    t = ok_rows(times) if times is not None else pd.DataFrame()
-    if t.empty:
-        for f in (f1, f2, f3):
-            add(f, "not measured", "no successful timings")
-        return pd.DataFrame(out)
-    if limits is None or not limits.memory_bandwidth:
-        add(f1, "not measured", "no machine limits from 00-hardware (run it first): the roofline gap cannot be computed")
-    else:
-        s = _reference_slice(summary(t, limits))
-        s = s[is_primary(s, t)]
-        held, ev = [], []
-        for (op, impl), g in s.groupby(["op", "impl"], sort=False):
-            g = g.sort_values("sparsity")
-            if len(g) < 2:
-                continue
-            t0 = g["median_s"].iloc[0]
-            gap = t0 / g["bound_s"].iloc[0]
-            change = float(np.max(np.maximum(g["median_s"] / t0, t0 / g["median_s"])))
-            held.append(gap > change)
-            ev.append((op, impl, gap, change))
-        if not held:
-            add(f1, "not measured", "fewer than two sparsity levels measured")
-        else:
-            share = float(np.mean(held))
-            gaps = np.array([e[2] for e in ev])
-            changes = np.array([e[3] for e in ev])
-            worst = sorted(ev, key=lambda e: -e[2])[:3]
-            add(f1, _verdict(share, 2 / 3, 1 / 3),
-                f"roofline gap exceeds the sparsity effect for {sum(held)} of {len(held)} primary implementations; "
-                f"gap (time / roofline bound at sparsity {s['sparsity'].min():g}) median {np.median(gaps):.1f}x "
-                f"(range {gaps.min():.1f}-{gaps.max():.1f}x), largest sparsity effect median {np.median(changes):.2f}x "
-                f"(range {changes.min():.2f}-{changes.max():.2f}x); furthest from the roofline: "
-                + ", ".join(f"{o} [{i}] {g:.0f}x" for o, i, g, _ in worst))
-    r = ratio_table(t)
-    if r.empty:
-        add(f2, "not measured", "no operation with both a PyG and a native implementation measured")
-    else:
-        r = _reference_slice(r)
-        fast = r["ratio"] >= 1 / (1 + RATIO_TOLERANCE)
-        share = float(fast.mean())
-        low = r["sparsity"] <= MODERATE_SPARSITY
-        high = r["sparsity"] >= HIGH_SPARSITY
-        s_low = float(fast[low].mean()) if low.any() else float("nan")
-        s_high = float(fast[high].mean()) if high.any() else float("nan")
-        often = share >= 0.5
-        especially = bool(low.any() and high.any() and s_low >= s_high)
-        verdict = "reproduced" if often and especially else ("partly" if often or especially else "not reproduced")
-        slower = r[~fast].groupby("op")["ratio"].median().sort_values()
-        add(f2, verdict,
-            f"native as fast or faster (PyG/native >= {1 / (1 + RATIO_TOLERANCE):.2f}) in {int(fast.sum())} of {len(r)} "
-            f"(op, sparsity) cells ({share:.0%}); at sparsity <= {MODERATE_SPARSITY:g}: {s_low:.0%}, at >= "
-            f"{HIGH_SPARSITY:g}: {s_high:.0%}; PyG/native ratio median {r['ratio'].median():.2f} (range "
-            f"{r['ratio'].min():.2f}-{r['ratio'].max():.2f}); PyG faster in: "
-            + (", ".join(f"{o} ({v:.2f})" for o, v in slower.items()) or "none"))
-    g = sparsity_gain(t)
-    if g.empty:
-        add(f3, "not measured", "fewer than two sparsity levels measured")
-    else:
-        best = g.groupby("op")["gain"].max()
-        none = best[best < GAIN_THRESHOLD].sort_values()
-        share = len(none) / len(best)
-        add(f3, _verdict(share, 1 / 2, 1 / 4),
-            f"{len(none)} of {len(best)} operations gain less than {GAIN_THRESHOLD:.2f}x from sparsity "
-            f"{g['s_low'].min():g} to {g['s_high'].max():g} with any implementation: "
-            + (", ".join(f"{o} ({v:.2f}x)" for o, v in none.items()) or "none")
-            + "; gaining: " + (", ".join(f"{o} ({v:.1f}x)" for o, v in best[best >= GAIN_THRESHOLD].sort_values(
-                ascending=False).items()) or "none"))
-    return pd.DataFrame(out)
-
-
-# --------------------------------------------------------------------------------------------
-# Figures (drawn from the table only)
-# --------------------------------------------------------------------------------------------
-
-def _grid(n: int, cols: int = 5, w: float = 3.0, h: float = 2.4):
-    import matplotlib.pyplot as plt
-
-    rows = max(1, math.ceil(n / cols))
-    cols = min(cols, max(1, n))
-    # a fixed layout: the constrained layout of the suite's theme costs seconds per save with 20 panels
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows + 0.6), squeeze=False, layout="none")
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.07 if rows < 3 else 0.04, top=1 - 0.6 / (h * rows + 0.6),
-                        wspace=0.35, hspace=0.55)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat)
-
-
-#: Colours of the implementations of one role, in registry order (the primary one first).
-_ROLE_PALETTES = {ops.PYG: ("#ff7f0e", "#d62728", "#e377c2", "#8c564b"),
-                  ops.NATIVE: ("#1f77b4", "#2ca02c", "#17becf", "#9467bd")}
-
-
-def _impl_colors(d: pd.DataFrame) -> dict[str, str]:
-    """Colours of the implementations of one operation: warm for PyG, cool for native, the
-    primary implementation of each role in :data:`ROLE_COLORS`."""
-    out = {}
-    for op in d["op"].unique():
-        measured = set(d[d["op"] == op]["impl"])
-        counts = {ops.PYG: 0, ops.NATIVE: 0}
-        for im in ops.get(op).impls:
-            if im.name in measured and im.name not in out:
-                pal = _ROLE_PALETTES[im.role]
-                out[im.name] = pal[counts[im.role] % len(pal)]
-                counts[im.role] += 1
-    return out
-
-
-def plot_ratio_heatmap(times: pd.DataFrame):
-    """Heat map of the PyG / native time ratio of the primary pair, operation x sparsity, at each
-    operation's largest size and first reduce factor; cells annotated ``median [q1-q3]`` over the
-    alternated rounds. Colour: log2 of the ratio (red: PyG slower, blue: PyG faster)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import TwoSlopeNorm
-
-    r = _reference_slice(ratio_table(times))
-    dts = sorted(r["dtype"].unique()) if not r.empty else ["float32"]
-    fig, axes = plt.subplots(1, len(dts), figsize=(6.5 * len(dts), 0.42 * max(4, r["op"].nunique() if not r.empty
-                                                                                  else 4) + 1.6), squeeze=False)
-    for ax, dt in zip(axes[0], dts):
-        d = r[r["dtype"] == dt] if not r.empty else r
-        if d.empty:
-            ax.text(0.5, 0.5, "no operation with both implementations measured", ha="center", transform=ax.transAxes)
-            continue
-        order = [o for o in ops.operation_names() if o in set(d["op"])]
-        piv = d.pivot_table(index="op", columns="sparsity", values="ratio").reindex(order)
-        q1 = d.pivot_table(index="op", columns="sparsity", values="ratio_q1").reindex(order)
-        q3 = d.pivot_table(index="op", columns="sparsity", values="ratio_q3").reindex(order)
-        val = np.log2(piv.to_numpy(dtype=float))
-        lim = max(0.5, float(np.nanmax(np.abs(val))) if np.isfinite(val).any() else 1.0)
-        im = ax.imshow(val, cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim), aspect="auto")
-        ax.grid(False)
-        for i in range(piv.shape[0]):
-            for j in range(piv.shape[1]):
-                v = piv.iat[i, j]
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}\n[{q1.iat[i, j]:.2f}-{q3.iat[i, j]:.2f}]", ha="center", va="center",
-                            fontsize=6.5, color="white" if abs(val[i, j]) > 0.6 * lim else "black")
-        labels = [f"{o}\n{d[d['op'] == o]['pyg_impl'].iloc[0]} / {d[d['op'] == o]['native_impl'].iloc[0]}"
-                  for o in order]
-        ax.set_yticks(range(len(order)), labels, fontsize=6.5)
-        ax.set_xticks(range(piv.shape[1]), [f"{c:g}" for c in piv.columns])
-        ax.set_xlabel("sparsity (fraction of zeroed entries)")
-        rounds = int(d["rounds"].min())
-        ax.set_title(f"{dt}: PyG time / native time (median [IQR] of {rounds}+ rounds)", fontsize=9)
-        fig.colorbar(im, ax=ax, label="log2(PyG / native)  > 0: native faster")
-    fig.suptitle("PyG vs native PyTorch, per operation and sparsity (largest size, first reduce factor)")
-    return fig
-
-
-def plot_time_vs_sparsity(times: pd.DataFrame):
-    """One panel per operation: median time per call vs sparsity for every implementation (IQR
-    whiskers over raw blocks), at the operation's largest size and first reduce factor."""
-    s = _reference_slice(summary(times))
-    s = s[s["dtype"] == "float32"] if (s["dtype"] == "float32").any() else s
-    order = [o for o in ops.operation_names() if o in set(s["op"])]
-    fig, axes = _grid(len(order))
-    for ax, op in zip(axes, order):
-        d = s[s["op"] == op]
-        colors = _impl_colors(d)
-        for impl, g in d.groupby("impl", sort=False):
-            g = g.sort_values("sparsity")
-            x = np.arange(len(g))
-            ls = "-" if g["role"].iloc[0] == ops.NATIVE else "--"
-            ax.errorbar(x, g["median_s"] * 1e3, yerr=[(g["median_s"] - g["q1_s"]) * 1e3, (g["q3_s"] - g["median_s"]) * 1e3],
-                        ls=ls, marker="o", ms=3, capsize=2, color=colors[impl], label=f"{g['role'].iloc[0]}: {impl}")
-            ax.set_xticks(x, [f"{v:g}" for v in g["sparsity"]])
-        ax.set_ylim(bottom=0)  # linear from zero: a flat line is "no gain from sparsity"
-        ax.set_title(f"{op} (n={int(d['numel'].iloc[0]):,})", fontsize=8)
-        ax.set_xlabel("sparsity", fontsize=7)
-        ax.set_ylabel("ms per call", fontsize=7)
-        ax.legend(fontsize=5, loc="best")
-    fig.suptitle("Time vs input sparsity (dashed: PyG, solid: native); largest size, first reduce factor")
-    return fig
-
-
-def plot_scaling(times: pd.DataFrame):
-    """One panel per operation, log-log: median time per call vs elements of the main input
-    (``numel``) for every implementation at the lowest sparsity and first reduce factor; the grey
-    line has slope 1 (time proportional to size)."""
-    s = summary(times)
-    if s.empty:
-        return _grid(1)[0]
-    s = s[s["dtype"] == "float32"] if (s["dtype"] == "float32").any() else s
-    s = s[(s["sparsity"] == s.groupby("op")["sparsity"].transform("min"))
-          & (s["reduce_factor"] == s.groupby("op")["reduce_factor"].transform("min"))]
-    order = [o for o in ops.operation_names() if o in set(s["op"])]
-    fig, axes = _grid(len(order))
-    for ax, op in zip(axes, order):
-        d = s[s["op"] == op]
-        colors = _impl_colors(d)
-        for impl, g in d.groupby("impl", sort=False):
-            g = g.sort_values("numel")
-            ls = "-" if g["role"].iloc[0] == ops.NATIVE else "--"
-            ax.errorbar(g["numel"], g["median_s"], yerr=[g["median_s"] - g["q1_s"], g["q3_s"] - g["median_s"]], ls=ls,
-                        marker="o", ms=3, capsize=2, color=colors[impl], label=f"{g['role'].iloc[0]}: {impl}")
-        lo, hi = d["numel"].min(), d["numel"].max()
-        if hi > lo:
-            y0 = d[d["numel"] == hi]["median_s"].min()
-            ax.plot([lo, hi], [y0 * lo / hi, y0], color="0.6", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.minorticks_off()  # minor log ticks on 20 panels cost seconds per save
-        ax.set_title(op, fontsize=8)
-        ax.set_xlabel("elements of the main input", fontsize=7)
-        ax.set_ylabel("seconds per call", fontsize=7)
-        ax.legend(fontsize=5, loc="upper left")
-    fig.suptitle("Scaling with size (log-log; dotted: slope 1); lowest sparsity, first reduce factor")
-    return fig
-
-
-def plot_roofline(times: pd.DataFrame, limits=None):
-    """Left: roofline -- achieved GFLOP/s vs arithmetic intensity (FLOP per compulsory byte) of each
-    operation's primary implementations at its largest size, lowest sparsity and first reduce factor,
-    under the ceilings measured by ``00-hardware`` (Williams et al., CACM 2009). Right: achieved
-    bandwidth (compulsory bytes / time) as a percentage of the measured STREAM peak, per operation
-    and primary implementation (absolute GB/s when no limits were measured)."""
-    import matplotlib.pyplot as plt
-
-    s = _reference_slice(summary(times, limits))
-    s = s[s["sparsity"] == s.groupby("op")["sparsity"].transform("min")]
-    s = s[s["dtype"] == "float32"] if (s["dtype"] == "float32").any() else s
-    s = s[is_primary(s, ok_rows(times))] if not s.empty else s
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 0.3 * max(14, s["op"].nunique()) + 2),
-                                 gridspec_kw={"width_ratios": [1, 1.1]})
-    d = s[s["flops"] > 0]
-    markers = {ops.PYG: "^", ops.NATIVE: "o"}
-    if not d.empty:
-        ai = d["flops"] / d["bytes"]
-        for role, g in d.groupby("role"):
-            x = g["flops"] / g["bytes"]
-            ax.scatter(x, g["flops_per_s"] / 1e9, marker=markers.get(role, "o"), label=role, zorder=3,
-                       color=ROLE_COLORS[role])
-            for xi, yi, op in zip(x, g["flops_per_s"] / 1e9, g["op"]):
-                ax.annotate(op, (xi, yi), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        if limits is not None and limits.memory_bandwidth:
-            xs = np.logspace(np.log10(max(ai.min() / 4, 1e-3)), np.log10(max(ai.max() * 8, 10)), 100)
-            ax.plot(xs, limits.attainable_flops(xs, "float32") / 1e9, color="k", lw=1,
-                    label=f"roofline: {limits.memory_bandwidth / 1e9:.1f} GB/s, "
-                          f"{(limits.peak_flops('float32') or 0) / 1e9:.0f} GFLOP/s")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    ax.set_xlabel("arithmetic intensity (FLOP / compulsory byte)")
-    ax.set_ylabel("achieved GFLOP/s")
-    ax.set_title("operations with floating-point work", fontsize=9)
-    order = [o for o in ops.operation_names() if o in set(s["op"])]
-    y = np.arange(len(order))
-    use_frac = limits is not None and limits.memory_bandwidth and "bw_fraction" in s
-    for k, role in enumerate((ops.PYG, ops.NATIVE)):
-        g = s[s["role"] == role].set_index("op").reindex(order)
-        v = g["bw_fraction"] * 100 if use_frac else g["bandwidth_Bps"] / 1e9
-        bx.barh(y + (k - 0.5) * 0.4, v, height=0.4, label=role, color=ROLE_COLORS[role])
-    bx.set_yticks(y, order, fontsize=7)
-    bx.invert_yaxis()
-    if use_frac:
-        bx.axvline(100, color="k", lw=0.8)
-        bx.set_xlabel(f"achieved bandwidth, % of STREAM peak ({limits.memory_bandwidth / 1e9:.1f} GB/s, "
-                      f"{limits.bandwidth_kernel}, {limits.threads} threads)")
-    else:
-        bx.set_xlabel("achieved bandwidth (GB/s; no 00-hardware limits to compare with)")
-    bx.legend(fontsize=7)
-    bx.set_title("compulsory bytes / time", fontsize=9)
-    fig.suptitle("Operations against the machine's measured limits (largest size, lowest sparsity)")
-    return fig

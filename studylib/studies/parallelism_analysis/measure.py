@@ -28,25 +28,34 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from studylib import timing
-from studylib.studies.parallelism_analysis import work_depth as analysis
+from studylib import limits, timing
+from studylib.data import hgnn_graphs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
+from studylib.studies.parallelism_analysis import work_depth as analysis
 
 NOTEBOOK = "05-parallelism-analysis"
+
+
 MODEL_LABELS = {"gcn": "GCN", "sage": "GraphSAGE", "gin": "GIN", "gat": "GAT"}
+
+
 FRAMEWORK_LABELS = {"dgl": "DGL", "pyg": "PyG"}
+
+
 REAL_DATASETS = ("cora",)
+
+
 #: R^2 (log-log) at or above which one machine constant per model "explains" the measured step
 #: times; at or above :data:`R2_PARTLY` it explains them "partly". Declared before measuring.
 R2_EXPLAINS = 0.90
+
+
 R2_PARTLY = 0.70
+
+
 STEP_CONFIG = ["graph", "model", "framework", "num_layers"]
 
-
-# ------------------------------------------------------------------------------------------------
-# Graphs
-# ------------------------------------------------------------------------------------------------
 
 def synthetic_name(n: int, avg_degree: float, k: int) -> str:
     """Name of a grid graph, e.g. ``syn-n8192-d16-k64``."""
@@ -105,10 +114,6 @@ def graph_rows(name: str, graph: HomogeneousGraph, params) -> list[dict]:
     return [{"kind": "synthetic" if name.startswith("syn-") else "real", **st,
              "hidden_dim": hidden_dim_for(name, graph, params), "num_train": int(len(graph.train_idx))}]
 
-
-# ------------------------------------------------------------------------------------------------
-# Training steps
-# ------------------------------------------------------------------------------------------------
 
 def dgl_usable(device: torch.device) -> bool:
     """Whether DGL models can run on ``device`` (the package index's DGL wheel is CPU-only)."""
@@ -231,9 +236,11 @@ def predict_step(graph_name: str, model_name: str, framework: str, num_layers: i
 
 #: Kernel buckets shared by predictions and profiler measurements.
 BUCKETS = ("dense", "sparse", "elementwise", "overhead")
-BUCKET_LABELS = {"dense": "dense GEMM (update)", "sparse": "gather, scatter, SpMM, SDDMM, indexing (aggregation)",
-                 "elementwise": "element-wise, softmax, loss, optimizer", "overhead": "framework overhead, other"}
+
+
 _PRED_BUCKET = {"gemm": "dense", "spmm": "sparse", "gather": "sparse", "scatter": "sparse", "sddmm": "sparse"}
+
+
 _PROF_BUCKET = {timing.GEMM: "dense", timing.SPMM: "sparse", timing.SDDMM: "sparse", timing.INDEXING: "sparse",
                 timing.ELEMENTWISE: "elementwise", timing.REDUCTION: "elementwise", timing.MEMORY: "elementwise",
                 timing.OVERHEAD: "overhead", timing.OTHER: "overhead", timing.COMMUNICATION: "overhead"}
@@ -270,10 +277,6 @@ def measure_kernel_profile(graph_name: str, model_name: str, framework: str, num
     df = df.groupby(["kernel_class", "bucket", "op"], as_index=False)["seconds"].sum()
     return df.to_dict("records")
 
-
-# ------------------------------------------------------------------------------------------------
-# Sampled mini-batch (DGL NeighborSampler)
-# ------------------------------------------------------------------------------------------------
 
 def measure_minibatch(graph_name: str, model_name: str, graph: HomogeneousGraph, params,
                       device: torch.device) -> list[dict]:
@@ -353,10 +356,6 @@ def minibatch_predictions(mb: pd.DataFrame, graphs: GraphCache, params) -> pd.Da
         rows.append(row)
     return pd.DataFrame(rows)
 
-
-# ------------------------------------------------------------------------------------------------
-# Partitions and communication
-# ------------------------------------------------------------------------------------------------
 
 def partition_assignment(graph: HomogeneousGraph, num_parts: int, method: str, seed: int = 0) -> np.ndarray:
     """Vertex -> partition: ``"metis"`` (``dgl.metis_partition_assignment``, edge-cut
@@ -488,24 +487,16 @@ def read_measured_communication() -> tuple[pd.DataFrame | None, str]:
                 f"partition counts {sorted(df['num_parts'].unique())}")
 
 
-# ------------------------------------------------------------------------------------------------
-# Machine limits (00-hardware) when present
-# ------------------------------------------------------------------------------------------------
-
 def machine_limits(device: torch.device | str = "cpu", num_threads: int | None = None) -> tuple[dict | None, str]:
     """This machine's peaks from ``00-hardware``
-    (:func:`studylib.studies.hardware.measure.machine_limits`, which reads
+    (:func:`studylib.limits.machine_limits`, which reads
     ``results/00-hardware/limits``), when that notebook has run here.
 
     Returns ``({"peak_flops_per_s", "peak_bytes_per_s", "threads", "run_id", "note"}, note)``
     with the float32 GEMM peak and the best STREAM bandwidth, or ``(None, reason)``.
     """
-    try:
-        from studylib.studies.hardware import measure as ml  # built by 00-hardware
-    except ImportError:
-        return None, "00-hardware is not built (studylib.studies.hardware.measure is missing)"
     dev = torch.device(device).type
-    lim = ml.machine_limits(dev, num_threads, quiet=True)
+    lim = limits.machine_limits(dev, num_threads, quiet=True)
     if lim is None:
         return None, (f"00-hardware has no limits for {dev} here (results/00-hardware/limits is absent): run "
                       f"`python -m studylib run 00-hardware --profile small` first")
@@ -517,10 +508,6 @@ def machine_limits(device: torch.device | str = "cpu", num_threads: int | None =
     return {"peak_flops_per_s": float(flops), "peak_bytes_per_s": float(bw), "threads": lim.threads,
             "run_id": lim.run_id, "note": lim.note}, note
 
-
-# ------------------------------------------------------------------------------------------------
-# HGNNs: predictions held against 01-hgnn-training
-# ------------------------------------------------------------------------------------------------
 
 def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     """Predicted work per stage of the HGNN configurations that ``01-hgnn-training`` measured, next
@@ -536,7 +523,6 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     loaded.
     """
     from studylib import paths, results
-    from studylib.studies.hgnn_training import measure as hgnn_training
 
     st = results.read_table("01-hgnn-training", "stage_times")
     if st is None or st.empty:
@@ -552,13 +538,12 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     rows, skipped = [], []
     for ds in sorted(med["dataset"].unique()):
         try:
-            graph = hgnn_training.load_graph(ds, p.get("synthetic_scale", 1.0), p.get("seed", 0))
+            graph = hgnn_graphs.load_graph(ds, p.get("synthetic_scale", 1.0), p.get("seed", 0))
         except Exception as exc:  # dataset unavailable here: say so
             skipped.append(f"{ds} ({type(exc).__name__})")
             continue
         # HAN's metapaths as 01 chose them (its edge cap, when it has one), else all of the graph's
-        select = getattr(hgnn_training, "han_metapaths", None)
-        mps = select(graph, p.get("han_max_metapath_edges", 0) or 0)[0] if select else graph.metapaths
+        mps = hgnn_graphs.han_metapaths(graph, p.get("han_max_metapath_edges", 0) or 0)[0]
         rel = analysis.hetero_statistics(graph)
         stats = {"rgcn": rel, "rgat": rel, "han": analysis.hetero_statistics(graph, mps)}
         for (model, fw), _ in med[med["dataset"] == ds].groupby(["model", "framework"]):
@@ -582,10 +567,6 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
         note += "; not rebuilt: " + ", ".join(skipped)
     return pd.DataFrame(rows), note
 
-
-# ------------------------------------------------------------------------------------------------
-# Summaries and fits (tables only)
-# ------------------------------------------------------------------------------------------------
 
 def ok_rows(df: pd.DataFrame | None) -> pd.DataFrame | None:
     """The rows of a measurement table whose ``status`` is ``ok`` (all rows when it has none)."""
@@ -729,417 +710,6 @@ def profile_split(profile: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     return t.merge(pred, on=STEP_CONFIG + ["bucket"], how="left")
 
 
-# ------------------------------------------------------------------------------------------------
-# Figures (from tables only)
-# ------------------------------------------------------------------------------------------------
-
-#: One colour per model in every figure (colour-blind palette: blue, orange, green, purple).
-MODEL_COLORS = {"gcn": "#0173b2", "sage": "#de8f05", "gin": "#029e73", "gat": "#cc78bc"}
-SHORT_LABELS = {"gcn": "GCN", "sage": "SAGE", "gin": "GIN", "gat": "GAT"}
-
-
-def _model_colors() -> dict[str, str]:
-    return dict(MODEL_COLORS)
-
-
-def _plain_log_ticks(ax, axis: str = "y") -> None:
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
-
-    a = ax.yaxis if axis == "y" else ax.xaxis
-    a.set_major_formatter(FormatStrFormatter("%g"))
-    a.set_minor_formatter(NullFormatter())
-
-
-def plot_predicted_vs_measured(summary: pd.DataFrame, fits: pd.DataFrame, roof: pd.DataFrame | None = None):
-    """Left: measured median step time vs counted work (log-log), one colour per model, marker per
-    framework (``o`` DGL, ``s`` PyG, hollow = real graph), IQR bars, and each model's fitted line
-    ``t = c W`` with its R^2 in the legend. Right: measured / predicted time of that fit vs
-    arithmetic intensity (flops per byte): where the work model fails (points far from 1), with
-    the machine balance of ``00-hardware`` when known."""
-    import matplotlib.pyplot as plt
-
-    colors = _model_colors()
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
-    ax, ax2 = axes
-    work = fits[fits["fit"] == "work"].set_index("model")
-    for model, g in summary.groupby("model"):
-        c = colors.get(model)
-        for fw, marker in (("dgl", "o"), ("pyg", "s")):
-            for real in (False, True):
-                d = g[(g["framework"] == fw) & (g["graph"].str.startswith("syn-") != real)]
-                if d.empty:
-                    continue
-                ax.errorbar(d["flops"], d["median_s"], yerr=[d["median_s"] - d["q1_s"], d["q3_s"] - d["median_s"]],
-                            fmt=marker, ms=4.5, color=c, mfc="none" if real else c, alpha=0.85, lw=0.8)
-        if model in work.index:
-            w = np.geomspace(g["flops"].min(), g["flops"].max(), 20)
-            ax.plot(w, work.loc[model, "c_s_per_flop"] * w, color=c, lw=1.2,
-                    label=f"{MODEL_LABELS.get(model, model)}: t = {work.loc[model, 'c_s_per_flop'] * 1e9:.3g} ns/flop"
-                          f" · W, R² = {work.loc[model, 'r2_log']:.2f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("predicted work W of a training step (flops, counted)")
-    ax.set_ylabel("measured step time (s, median, IQR bars)")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title("Work model: one machine constant per model")
-    # residuals vs intensity
-    for model, g in summary.groupby("model"):
-        if model not in work.index:
-            continue
-        ratio = g["median_s"] / (work.loc[model, "c_s_per_flop"] * g["flops"])
-        for fw, marker in (("dgl", "o"), ("pyg", "s")):
-            sel = g["framework"] == fw
-            ax2.scatter((g["flops"] / g["bytes"])[sel], ratio[sel], marker=marker, s=18, color=colors.get(model),
-                        label=f"{MODEL_LABELS.get(model, model)} · {FRAMEWORK_LABELS[fw]}")
-    ax2.axhline(1.0, color="0.4", lw=0.8)
-    if roof is not None and "balance" in roof:
-        ax2.axvline(float(roof["balance"].iloc[0]), color="#d62728", ls="--", lw=0.9, label="machine balance (00-hardware)")
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
-    _plain_log_ticks(ax2, "y")
-    ax2.set_xlabel("arithmetic intensity W / Q (flops per byte, counted)")
-    ax2.set_ylabel("measured / predicted (work fit)")
-    ax2.set_title("Where the work model fails")
-    ax2.legend(fontsize=6, ncol=2, loc="best")
-    fig.suptitle("Predicted work vs measured training-step time (filled: synthetic grid, hollow: real graphs)")
-    return fig
-
-
-def plot_work_split(predictions: pd.DataFrame, split: pd.DataFrame | None):
-    """Left: predicted work split into aggregation / update / other per model (median share over
-    the configurations, bars split by framework), with the predicted traffic split as hatched
-    bars. Right: for the profiled configurations, measured time share per kernel bucket next to
-    the predicted flop share of the same bucket."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.0), gridspec_kw={"width_ratios": [1, 1.4]})
-    ax = axes[0]
-    p = predictions.copy()
-    for part in ("aggregation", "update", "other"):
-        p[f"share_{part}"] = p[f"flops_{part}"] / p["flops"]
-        p[f"bshare_{part}"] = p[f"bytes_{part}"] / p["bytes"]
-    med = p.groupby(["model", "framework"])[[c for c in p if c.startswith(("share_", "bshare_"))]].median()
-    labels = [f"{SHORT_LABELS.get(m, m)}\n{FRAMEWORK_LABELS.get(f, f)}" for m, f in med.index]
-    x = np.arange(len(med))
-    cols = {"aggregation": "#d62728", "update": "#1f77b4", "other": "#7f7f7f"}
-    for off, prefix, hatch, what in ((-0.2, "share_", None, "flops"), (0.2, "bshare_", "//", "bytes")):
-        bottom = np.zeros(len(med))
-        for part in ("aggregation", "update", "other"):
-            v = med[f"{prefix}{part}"].to_numpy()
-            ax.bar(x + off, v, 0.38, bottom=bottom, color=cols[part], hatch=hatch, edgecolor="white", lw=0.3,
-                   label=f"{part} ({what})")
-            bottom += v
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("share of a training step (median over configurations)")
-    ax.set_title("Predicted: flops (solid) and bytes (hatched)")
-    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.18))
-    ax = axes[1]
-    if split is None or split.empty:
-        ax.text(0.5, 0.5, "no kernel profile", ha="center", va="center", transform=ax.transAxes)
-    else:
-        s = split.copy()
-        s["label"] = (s["model"].map(SHORT_LABELS) + " " + s["framework"].map(FRAMEWORK_LABELS) + " · "
-                      + s["graph"].str.replace("syn-", "", regex=False))
-        wide = s.pivot_table(index="label", columns="bucket", values="time_share").reindex(columns=list(BUCKETS))
-        pred = s.pivot_table(index="label", columns="bucket", values="flop_share").reindex(columns=list(BUCKETS))
-        bcol = {"dense": "#0173b2", "sparse": "#d55e00", "elementwise": "#ece133", "overhead": "#bbbbbb"}
-        y = np.arange(len(wide)) * 1.0
-        for vals, off, hatch, what in ((wide, 0.2, None, "measured time"), (pred, -0.2, "///", "predicted flops")):
-            left = np.zeros(len(vals))
-            for b in BUCKETS:
-                v = vals[b].fillna(0).to_numpy()
-                ax.barh(y + off, v, 0.38, left=left, color=bcol[b], hatch=hatch, edgecolor="white", lw=0.3,
-                        label=f"{BUCKET_LABELS[b]} ({what})" if b != "overhead" or what == "measured time" else None)
-                left += v
-        ax.set_yticks(y, wide.index, fontsize=6)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("share of a training step (upper bar: measured time, profiler; lower hatched: predicted flops)")
-        ax.set_title("Measured time vs predicted work per kernel bucket")
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    fig.suptitle("Work split: aggregation (sparse) vs update (dense)")
-    return fig
-
-
-def plot_communication(comm: pd.DataFrame, partitions: pd.DataFrame, measured: pd.DataFrame | None, model: str):
-    """Bytes per layer (forward, summed over layers) vs number of partitions for ``model`` with DGL's
-    aggregation widths, one panel per graph: vertex-centric halo exchange (solid) and edge-centric
-    messages (dashed) for METIS and random partitions, the paper's every-edge O(mk) bound (dotted), DistDGL's own METIS
-    halo count (crosses), and bytes measured by ``02-distributed-caching`` when present."""
-    import matplotlib.pyplot as plt
-
-    c = comm[(comm["model"] == model) & (comm["layer"] > 0) & (comm["framework"] == "dgl")]
-    graphs = list(dict.fromkeys(c["graph"]))
-    fig, axes = plt.subplots(1, max(1, len(graphs)), figsize=(4.6 * max(1, len(graphs)) + 3.2, 4.0), squeeze=False,
-                             layout="constrained")
-    for ax, gname in zip(axes[0], graphs):
-        d = c[c["graph"] == gname]
-        for (method, fw), g in d.groupby(["method", "framework"]):
-            per = g.groupby("num_parts")[["halo_bytes_forward", "edge_bytes_forward", "paper_bytes", "width"]].sum()
-            col = "#1f77b4" if method == "metis" else "#ff7f0e"
-            ax.plot(per.index, per["halo_bytes_forward"], "-o", color=col, ms=3,
-                    label=f"{method}: halo vertices (vertex-centric)")
-            ax.plot(per.index, per["edge_bytes_forward"], "--", color=col,
-                    label=f"{method}: cut edges (edge-centric)")
-            if method == "metis" and fw == "dgl":
-                ax.plot(per.index, per["paper_bytes"], ":", color="0.3", label="paper O(mk): every edge")
-        pm = partitions[(partitions["graph"] == gname) & (partitions["method"] == "metis")]
-        if "dgl_halo_nodes" in pm and pm["dgl_halo_nodes"].notna().any():
-            w = d[(d["method"] == "metis") & (d["framework"] == "dgl")].groupby("num_parts")["width"].sum()
-            q = pm.dropna(subset=["dgl_halo_nodes"]).set_index("num_parts")["dgl_halo_nodes"]
-            ax.plot(q.index, q * w.reindex(q.index) * analysis.FLOAT_BYTES, "x", color="k", ms=7,
-                    label="DistDGL partition_graph: its halo vertices x width")
-        if measured is not None and not measured.empty:
-            mm = measured[(measured["graph"].str.lower() == gname.lower())]
-            rb = mm[mm["quantity"] == "remote_bytes_per_epoch"]
-            if not rb.empty:
-                ax.plot(rb["num_parts"], rb["value"], "D", color="#2ca02c", ms=5,
-                        label="02 measured: remote feature bytes per epoch (mini-batch DistDGL)")
-            hn = mm[mm["quantity"] == "halo_nodes"]
-            w = d[(d["method"] == "metis") & (d["framework"] == "dgl")].groupby("num_parts")["width"].sum()
-            if not hn.empty:
-                ax.plot(hn["num_parts"], hn["value"] * hn["num_parts"].map(w).to_numpy() * analysis.FLOAT_BYTES, "+",
-                        color="#2ca02c", ms=9, label="02's DistDGL partitions: halo vertices x width")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("partitions P")
-        ax.set_ylabel("bytes per training step, forward, all layers")
-        ax.set_title(gname)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="outside right center")
-    fig.suptitle(f"Communication volume of partitioned full-batch training ({MODEL_LABELS.get(model, model)}, DGL "
-                 f"widths)")
-    return fig
-
-
-def plot_parallelism(predictions: pd.DataFrame, scaling: pd.DataFrame | None = None):
-    """Left: available parallelism W / D of a training step per model and graph (log scale; one
-    colour per model, grid graphs ordered by edges), with the machine's thread count as a line.
-    Right: measured speedup with all threads vs 1 thread per model and framework, against the
-    thread count (Brent: ``T_P <= W / P + D``, so ``W / D >> P`` predicts ``speedup ~ P``)."""
-    import matplotlib.pyplot as plt
-
-    colors = _model_colors()
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})
-    ax = axes[0]
-    p = predictions[predictions["framework"] == "dgl"] if (predictions["framework"] == "dgl").any() else predictions
-    order = p.groupby("graph")["m"].first().sort_values().index.tolist()
-    Ls = sorted(p["num_layers"].unique())
-    x = {g: i for i, g in enumerate(order)}
-    for model, g in p.groupby("model"):
-        for li, L in enumerate(Ls):
-            d = g[g["num_layers"] == L]
-            ax.plot([x[v] for v in d["graph"]], d["parallelism"], "o" if li == 0 else "^", color=colors.get(model),
-                    ms=4, label=f"{MODEL_LABELS.get(model, model)} L={L}", ls="none")
-    ax.axhline(torch.get_num_threads(), color="#d62728", ls="--", lw=0.8, label="threads here")
-    ax.set_xticks(range(len(order)), [o.replace("syn-", "") for o in order], rotation=60, fontsize=6)
-    ax.set_yscale("log")
-    ax.set_ylabel("available parallelism W / D (training step)")
-    ax.set_title("Work / depth per model and graph (DGL kernels)")
-    ax.legend(fontsize=6, ncol=2)
-    ax = axes[1]
-    if scaling is None or scaling.empty:
-        ax.text(0.5, 0.5, "thread scaling not measured", ha="center", va="center", transform=ax.transAxes)
-    else:
-        s = scaling.copy()
-        s["label"] = s["model"].map(MODEL_LABELS) + " · " + s["framework"].map(FRAMEWORK_LABELS)
-        y = np.arange(len(s))
-        ax.barh(y, s["speedup"], color=[colors.get(m) for m in s["model"]])
-        ax.axvline(float(s["threads"].iloc[0]), color="#d62728", ls="--", lw=0.8, label="ideal (P)")
-        ax.axvline(1.0, color="0.5", lw=0.8)
-        ax.set_yticks(y, s["label"], fontsize=7)
-        ax.set_xlabel(f"speedup T(1) / T({int(s['threads'].iloc[0])}) on {s['graph'].iloc[0]}")
-        ax.set_title("Measured thread scaling")
-        ax.legend(fontsize=7)
-    fig.suptitle("Available parallelism (work-depth model) and what this machine uses of it")
-    return fig
-
-
-# ------------------------------------------------------------------------------------------------
-# Findings
-# ------------------------------------------------------------------------------------------------
-
-def evaluate_findings(summary: pd.DataFrame | None, fits: pd.DataFrame | None, fits_fw: pd.DataFrame | None,
-                      split: pd.DataFrame | None, scaling: pd.DataFrame | None, partitions: pd.DataFrame | None,
-                      comm: pd.DataFrame | None, measured_comm: pd.DataFrame | None, comm_note: str,
-                      hgnn: pd.DataFrame | None,
-                      hgnn_note: str, roof: pd.DataFrame | None = None, limits_note: str = "",
-                      load: float | None = None, cores: int | None = None) -> pd.DataFrame:
-    """The paper's claims (it has no experiments of its own) checked against this run's tables.
-
-    One row per finding: ``finding``, ``verdict`` (``reproduced`` / ``partly`` / ``not reproduced``
-    / ``not measured``), ``evidence`` (the numbers). The first findings are one per model: does
-    training-step time follow the counted work with one machine constant (log-log R^2 of the
-    ``work`` fit at least :data:`R2_EXPLAINS`: reproduced; at least :data:`R2_PARTLY`: partly)?
-    Every configuration measured is in the fit. ``load`` (median 1-minute load average during the
-    step timings) and ``cores`` (logical cores) add a caveat to the timing-based findings when
-    other processes competed for the cores (load above the core count).
-    """
-    out = []
-    caveat = ""
-    if load is not None and cores and np.isfinite(load) and load > cores:
-        caveat = (f" [caveat: the timings ran under a load average of {load:.1f} on {cores} logical cores, i.e. other "
-                  f"processes competed for the cores]")
-
-    def add(finding, verdict, evidence, timed=False):
-        out.append({"finding": finding, "verdict": verdict, "evidence": evidence + (caveat if timed else "")})
-
-    # F1 (per model): time proportional to work
-    if fits is not None and not fits.empty:
-        for model in [m for m in analysis.MODELS if m in set(fits["model"])]:
-            f = fits[fits["model"] == model].set_index("fit")
-            w = f.loc["work"]
-            v = verdict_for_r2(w["r2_log"])
-            verdict = {"explains": "reproduced", "partly": "partly", "does not explain": "not reproduced"}.get(v, v)
-            ev = (f"{int(w['points'])} configurations, one constant c = {w['c_s_per_flop'] * 1e9:.3g} ns/flop: "
-                  f"R² (log-log) = {w['r2_log']:.3f}, median |error| {w['median_abs_error']:.0%}, measured/predicted "
-                  f"{w['min_ratio']:.2f}-{w['max_ratio']:.2f}; paper O-term instead of counted work: R² = "
-                  f"{f.loc['paper_term', 'r2_log']:.3f}; with a fixed overhead t0 = {f.loc['work+overhead', 't0_s'] * 1e3:.2f} "
-                  f"ms: R² = {f.loc['work+overhead', 'r2_log']:.3f}; flops + bytes + t0: R² = "
-                  f"{f.loc['roofline-sum', 'r2_log']:.3f}")
-            if fits_fw is not None and not fits_fw.empty:
-                per = fits_fw[(fits_fw["model"] == model) & (fits_fw["fit"] == "work")]
-                ev += "; per framework: " + ", ".join(
-                    f"{FRAMEWORK_LABELS.get(r.framework, r.framework)} R² = {r.r2_log:.3f}" for r in per.itertuples())
-            add(f"{MODEL_LABELS[model]}: training-step time is proportional to the work W = O(Lmk + Lnk²) "
-                f"(the work-depth model {v} the measurements here)", verdict, ev, timed=True)
-    else:
-        add("Training-step time is proportional to the work W = O(Lmk + Lnk²)", "not measured", "no step times")
-
-    # F2: the dense update dominates work when k exceeds the average degree -- does time follow?
-    f2 = ("The dense update (O(nk²)) outweighs the sparse aggregation (O(mk)) when k exceeds the average degree, "
-          "in work and in measured time")
-    if split is not None and not split.empty:
-        w = split.pivot_table(index=STEP_CONFIG, columns="bucket", values=["time_share", "flop_share"])
-        w = w.reset_index()
-        rows = []
-        for _, r in w.iterrows():
-            rows.append({"pred_dense_wins": r[("flop_share", "dense")] > r[("flop_share", "sparse")],
-                         "meas_dense_wins": r[("time_share", "dense")] > r[("time_share", "sparse")],
-                         "sparse_time": r[("time_share", "sparse")], "sparse_flops": r[("flop_share", "sparse")]})
-        d = pd.DataFrame(rows)
-        agree = int((d["pred_dense_wins"] == d["meas_dense_wins"]).sum())
-        verdict = "reproduced" if agree == len(d) else ("partly" if agree > 0 else "not reproduced")
-        add(f2, verdict, f"the larger of dense vs sparse matches between predicted flops and measured time in {agree} of "
-                         f"{len(d)} profiled configurations; sparse kernels: median {d['sparse_flops'].median():.0%} of "
-                         f"predicted flops but {d['sparse_time'].median():.0%} of measured time", timed=True)
-    else:
-        add(f2, "not measured", "no kernel profile")
-
-    # F3: W/D >> P, so P threads give ~P speedup (Brent)
-    f3 = "Available parallelism W/D far exceeds the cores, so P threads give close to P-fold speedup (Brent's bound)"
-    if scaling is not None and not scaling.empty:
-        P = int(scaling["threads"].iloc[0])
-        eff = scaling["efficiency"]
-        good = int((eff >= 0.8).sum())
-        verdict = "reproduced" if good == len(eff) else ("partly" if good > 0 else "not reproduced")
-        add(f3, verdict, f"W/D from {scaling['parallelism'].min():.3g} to {scaling['parallelism'].max():.3g} (>> {P}); "
-                         f"speedup with {P} threads: median {scaling['speedup'].median():.2f} (efficiency "
-                         f"{eff.min():.0%}-{eff.max():.0%}); efficiency >= 80% in {good} of {len(eff)} configurations",
-            timed=True)
-    else:
-        add(f3, "not measured", "thread scaling not run (or only one thread available)")
-
-    # F4: communication grows with the cut, bounded by O(mk)
-    f4 = ("Communication of partitioned training follows the edge cut: it grows with the number of partitions "
-          "and stays below the O(mk) bound; METIS cuts less than random partitioning")
-    if partitions is not None and not partitions.empty:
-        ev, oks = [], []
-        for gname, g in partitions.groupby("graph"):
-            for method, gm in g.groupby("method"):
-                gm = gm.sort_values("num_parts")
-                inc = bool(np.all(np.diff(gm["cut_edges"].to_numpy()) >= 0))
-                below = bool((gm["cut_edges"] <= gm["m"]).all() and (gm["halo_nodes"] <= gm["cut_edges"]).all())
-                oks.append(inc and below)
-                ev.append(f"{gname} {method}: cut fraction " + " → ".join(f"{v:.2f}" for v in gm["edge_cut_fraction"]))
-            me = g[g["method"] == "metis"].set_index("num_parts")["cut_edges"]
-            ra = g[g["method"] == "random"].set_index("num_parts")["cut_edges"]
-            both = me.index.intersection(ra.index)
-            oks.append(bool((me[both] <= ra[both]).all()))
-            if "dgl_halo_nodes" in g:
-                chk = g.dropna(subset=["dgl_halo_nodes"])
-                if not chk.empty:
-                    same = bool((chk["dgl_halo_nodes"] == chk["halo_nodes_on_dgl_assignment"]).all())
-                    oks.append(same)
-                    ev.append(f"{gname}: DistDGL's halo counts {'equal' if same else 'differ from'} the predicted ones "
-                              f"on its own partitions ({', '.join(str(int(v)) for v in chk['dgl_halo_nodes'])})")
-        verdict = "reproduced" if all(oks) else ("partly" if any(oks) else "not reproduced")
-        add(f4, verdict, "; ".join(ev) + f" (P = {', '.join(str(int(p)) for p in sorted(partitions['num_parts'].unique()))})")
-    else:
-        add(f4, "not measured", "no partitions")
-
-    # F5: predicted vs measured bytes (02)
-    f5 = ("The halo vertices predicted from a METIS partition (which set the bytes of each layer) match those of "
-          "02-distributed-caching's DistDGL partitions (within 10%)")
-    if measured_comm is None or measured_comm.empty:
-        add(f5, "not measured", comm_note)
-    elif partitions is None or partitions.empty:
-        add(f5, "not measured", f"{comm_note}; no partitions here to compare with")
-    else:
-        mine = partitions[partitions["method"] == "metis"].set_index(["graph", "num_parts"])["halo_nodes"]
-        theirs = measured_comm[measured_comm["quantity"] == "halo_nodes"]
-        ratios, ev = [], []
-        for r in theirs.itertuples():
-            if (r.graph, r.num_parts) in mine.index:
-                q = r.value / mine[(r.graph, r.num_parts)]
-                ratios.append(q)
-                ev.append(f"{r.graph} P={r.num_parts}: 02 {int(r.value)} vs predicted {int(mine[(r.graph, r.num_parts)])} "
-                          f"halo vertices")
-        rb = measured_comm[measured_comm["quantity"] == "remote_bytes_per_epoch"]
-        if not rb.empty:
-            ev.append("02's mini-batch remote feature traffic per epoch: " + ", ".join(
-                f"{r.graph} P={r.num_parts}: {r.value / 2**20:.1f} MiB" for r in rb.itertuples())
-                + " (sampled mini-batches fetch a subset of the halo per batch, so these bytes are shown, not fitted)")
-        if not ratios:
-            add(f5, "not measured", f"{comm_note}; none of its (graph, partitions) were partitioned here"
-                + ("; " + "; ".join(ev) if ev else ""))
-        else:
-            within = sum(0.9 <= x <= 1.1 for x in ratios)
-            verdict = "reproduced" if within == len(ratios) else ("partly" if within else "not reproduced")
-            add(f5, verdict, f"{comm_note}; " + "; ".join(ev))
-
-    # F6: HGNN sums over relations explain 01's steps
-    f6 = "HGNN work summed over relations / metapaths orders 01-hgnn-training's models as their measured steps"
-    if hgnn is None or hgnn.empty:
-        add(f6, "not measured", hgnn_note)
-    else:
-        st = hgnn[hgnn["region"] == timing.STEP_TOTAL]
-        ev, agree, total = [], 0, 0
-        for (fw, ds), g in st.groupby(["framework", "dataset"]):
-            if len(g) < 2:
-                continue
-            pr = g.sort_values("predicted_flops")["model"].tolist()
-            me = g.sort_values("measured_s")["model"].tolist()
-            total += 1
-            agree += int(pr == me)
-            ev.append(f"{fw}/{ds}: predicted order {' < '.join(pr)}, measured {' < '.join(me)}")
-        na = hgnn[hgnn["region"] == timing.NEIGHBOR_AGGREGATION].set_index(["model", "framework", "dataset"])
-        fwd = hgnn[hgnn["region"].isin(["feature_projection", "neighbor_aggregation", "semantic_fusion"])]
-        tot = fwd.groupby(["model", "framework", "dataset"])[["measured_s", "predicted_flops"]].sum()
-        if not na.empty:
-            sh_t = (na["measured_s"] / tot["measured_s"]).median()
-            sh_f = (na["predicted_flops"] / tot["predicted_flops"]).median()
-            ev.append(f"neighbour aggregation: median {sh_f:.0%} of predicted forward flops, {sh_t:.0%} of measured "
-                      f"forward time")
-        verdict = "not measured" if total == 0 else (
-            "reproduced" if agree == total else ("partly" if agree > 0 else "not reproduced"))
-        add(f6, verdict, f"{hgnn_note}; " + "; ".join(ev))
-
-    # F7: roofline with 00-hardware
-    f7 = "Where the work model fails, the configuration is bandwidth bound (roofline with 00-hardware's peaks)"
-    if roof is not None and "bound" in roof and fits is not None:
-        add(f7, "partly" if (roof["bound"] == "bandwidth").any() else "not reproduced",
-            f"{int((roof['bound'] == 'bandwidth').sum())} of {len(roof)} configurations have intensity below the "
-            f"machine balance {float(roof['balance'].iloc[0]):.2f} flop/byte; measured / roofline time median "
-            f"{roof['measured_over_roofline'].median():.1f}")
-    else:
-        add(f7, "not measured", limits_note or "00-hardware's limits are absent")
-    return pd.DataFrame(out)
-
-
-# ------------------------------------------------------------------------------------------------
-# Driver
-# ------------------------------------------------------------------------------------------------
-
 def step_configs(params, device: torch.device) -> list[dict]:
     """Every (graph, model, framework, layers) of the grid and the real graphs; DGL is left out
     on a GPU when the installed DGL is a CPU build."""
@@ -1236,7 +806,6 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
 def resolve_partition_graphs(params) -> list[str]:
     """``params.partition_graphs`` with ``"largest"`` replaced by the largest grid graph."""
     return [largest_synthetic(params) if g == "largest" else g for g in params.partition_graphs]
-
 
 
 def minibatch_summary(mbp: pd.DataFrame, fits_fw: pd.DataFrame | None) -> pd.DataFrame:

@@ -22,10 +22,8 @@ Times are seconds of wall clock (device synchronised), memory is bytes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -37,28 +35,20 @@ import torch
 
 from studylib import timing
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.recsys import PAPER_DATASETS, SYNTHETIC_PRESETS, BipartiteGraph, load_recsys
+from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys
 from studylib.models import recsys as rm
-from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, SAMPLING, STEP_TOTAL, StageTimer, stage
+from studylib.studies.recsys_memory_tiers.tier_worker import _log, _regions_from_timer, weighted_dgl
+from studylib.timing import SAMPLING, STEP_TOTAL, StageTimer, stage
 
 NOTEBOOK = "04-recsys-memory-tiers"
 
+
 warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+
 
 #: Regions of a training step, in stacking order (single machine and distributed alike).
 REGIONS = ("sampling", "fetch", "forward", "backward", "communication", "update")
-REGION_COLORS = {"sampling": "#e377c2", "fetch": "#bcbd22", "forward": "#1f77b4", "backward": "#9467bd",
-                 "communication": "#17becf", "update": "#ff7f0e"}
-#: Kernel classes of the tier breakdown, in plotting order (see :mod:`studylib.timing`).
-TIER_COLORS = {"dram": "#1f77b4", "mmap_cached": "#2ca02c", "mmap_cgroup": "#d62728", "hot_cold": "#ff7f0e",
-               "numa_remote": "#9467bd"}
-TIER_KERNEL_CLASSES = (timing.SPMM, timing.SDDMM, timing.GEMM, timing.INDEXING, timing.ELEMENTWISE,
-                       timing.REDUCTION, timing.MEMORY, timing.OVERHEAD, timing.OTHER)
 
-
-# --------------------------------------------------------------------------------------------
-# Graphs
-# --------------------------------------------------------------------------------------------
 
 class GraphCache(GraphCacheBase):
     """Loads each recommender graph once per notebook run (``cache[name]``); synthetic graphs at
@@ -75,13 +65,6 @@ class GraphCache(GraphCacheBase):
         if name not in self._dgl:
             self._dgl[name] = weighted_dgl(self[name])
         return self._dgl[name]
-
-
-def weighted_dgl(graph: BipartiteGraph):
-    """``graph.to_dgl()`` with the symmetric normalisation weights as edge data ``w``."""
-    g = graph.to_dgl()
-    g.edata["w"] = rm.edge_weights(g)
-    return g
 
 
 def dataset_table(graphs: GraphCache, names: list[str]) -> pd.DataFrame:
@@ -103,10 +86,6 @@ def sweep_configs(params, models=None) -> list[dict]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# 1. Do the models learn? (recall / NDCG vs the popularity baseline)
-# --------------------------------------------------------------------------------------------
-
 def measure_accuracy(model_name: str, dataset: str, graph: BipartiteGraph, params) -> list[dict]:
     """Train ``params.accuracy_epochs`` epochs (full graph, BPR, Adam, ``base_layers`` x
     ``base_dim``) and return rows ``{epoch, loss, seconds, recall, ndcg, popularity_recall,
@@ -118,10 +97,6 @@ def measure_accuracy(model_name: str, dataset: str, graph: BipartiteGraph, param
     return [{**r, "popularity_recall": pop["recall"], "popularity_ndcg": pop["ndcg"], "k": params.top_k}
             for r in rows]
 
-
-# --------------------------------------------------------------------------------------------
-# 2. Single machine, full-graph training
-# --------------------------------------------------------------------------------------------
 
 def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: str, graphs: GraphCache, params,
                            device: torch.device) -> list[dict]:
@@ -135,13 +110,12 @@ def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: 
     baseline_rss_bytes}`` row: the process's peak resident set size during the timed steps and its
     size before the model was built.
     """
-    from studylib.studies.hgnn_training.measure import PeakMemory, trim_heap
 
     graph = graphs[dataset]
     g = graphs.dgl(dataset)
-    trim_heap()
-    pm = PeakMemory(device)
-    base = pm._proc.memory_info().rss
+    timing.trim_heap()
+    pm = timing.PeakMemory(device)
+    base = pm.rss_bytes()
     model = rm.build_recommender(model_name, graph.num_nodes, dim, num_layers, seed=params.seed)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr)
     sampler = rm.BatchSampler(graph, params.batch_size, seed=params.seed)
@@ -165,27 +139,6 @@ def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: 
                  "steps_per_epoch": sampler.steps_per_epoch()})
     return rows
 
-
-def _regions_from_timer(records: list[dict], steps_per_epoch: int) -> list[dict]:
-    """Map a full-graph step's timer records to :data:`REGIONS` (forward excludes the gather)."""
-    df = pd.DataFrame(records)
-    per = df.pivot_table(index="step", columns="name", values="seconds", aggfunc="sum").fillna(0.0)
-    rows = []
-    for step, r in per.iterrows():
-        gather = float(r.get(rm.GATHER_STAGE, 0.0))
-        vals = {"sampling": float(r.get(SAMPLING, 0.0)), "fetch": gather,
-                "forward": float(r.get(FORWARD, 0.0)) - gather, "backward": float(r.get(BACKWARD, 0.0)),
-                "communication": 0.0, "update": float(r.get(OPTIMIZER_UPDATE, 0.0)),
-                STEP_TOTAL: float(r.get(STEP_TOTAL, 0.0))}
-        for region, s in vals.items():
-            rows.append({"kind": "step", "step": int(step), "region": region, "seconds": s,
-                         "steps_per_epoch": steps_per_epoch})
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
-# 3. Redundancy of subgraph training (local sampler: the sampling DistDGL's trainers do)
-# --------------------------------------------------------------------------------------------
 
 def measure_redundancy(dataset: str, num_layers: int, graphs: GraphCache, params) -> list[dict]:
     """Sample one epoch of mini-batches of the user->item training edges with the distributed
@@ -217,10 +170,6 @@ def measure_redundancy(dataset: str, num_layers: int, graphs: GraphCache, params
     return [{**r, "epoch_sampling_s": secs, "full_graph_edges_per_epoch": steps * g.num_edges(),
              "source": "local sampler"} for r in counter.rows()]
 
-
-# --------------------------------------------------------------------------------------------
-# 4. Distributed subgraph training (DistDGL, namespace cluster)
-# --------------------------------------------------------------------------------------------
 
 def distributed_available() -> tuple[bool, str]:
     """Whether the DistDGL namespace cluster can run here, and why not."""
@@ -328,214 +277,6 @@ def _merge_redundancy(out_dir: Path, configs: list[dict]) -> list[dict]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# 5. Memory tiers (run inside the worker process of studylib.studies.recsys_memory_tiers.memory_tiers)
-# --------------------------------------------------------------------------------------------
-
-def tier_worker(job: dict, cg, out) -> None:
-    """Body of the memory-tier worker (``python -m studylib.studies.recsys_memory_tiers.memory_tiers JOB`` with ``kind="tiers"``):
-    tier bandwidth, then training steps per configuration and tier. ``cg`` is the worker's
-    :class:`studylib.studies.recsys_memory_tiers.memory_tiers.MemoryCgroup` (``None`` where cgroups are unusable: the cgroup tiers
-    are then not in the job); ``out`` a :class:`studylib.studies.recsys_memory_tiers.memory_tiers.PartWriter` that receives the
-    rows (``kind`` ``bandwidth``, ``step``, ``io``, ``kernels``, ``tier_info``) unit by unit. Units
-    named in ``job["skip"]`` are left out (a rerun after a failed unit)."""
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
-
-    torch.manual_seed(job["seed"])
-    pid = os.getpid()
-    workdir = Path(job["workdir"])
-    margin = int(job["margin_mib"] * 2**20)
-    skip = set(job.get("skip", []))
-
-    @contextlib.contextmanager
-    def in_cgroup(tier: str, reserve: int | None = None):
-        if tier not in mt.CGROUP_TIERS:
-            yield
-            return
-        mt.prefault_heap(max(int(job["heap_reserve_mib"] * 2**20), int(reserve or 0)))
-        cg.set_limit(None)
-        cg.add(pid)
-        try:
-            yield
-        finally:
-            cg.set_limit(None)
-            cg.leave(pid)
-
-    # import and run the timing harness once outside any cgroup (its imports allocate)
-    timing.benchmark(lambda: torch.zeros(4).sum(), num_threads=job["threads"], min_run_time=0.01, warmup=1,
-                     check_inputs=False, measure_memory=False)
-    _log("bandwidth")
-    # ---- bandwidth of each tier (hot_cold has no arrays of its own)
-    nbytes = int(job["bandwidth_mib"] * 2**20)
-    for tier in job["tiers"]:
-        unit = f"bandwidth/{tier}"
-        if tier == "hot_cold" or unit in skip:
-            continue
-        out.start(unit)
-        rows = []
-        d = job["bandwidth_dim"]
-        rows_n = nbytes // 4 // d
-        idx = torch.randperm(rows_n, generator=torch.Generator().manual_seed(job["seed"]))[: max(1, rows_n // 4)]
-        gathered = torch.empty(len(idx), d)
-        gathered.fill_(0.0)  # touched outside the cgroup: not charged to it
-        tdir = workdir / f"bw-{tier}"
-        # the arrays' files are written and evicted before the process joins the cgroup, so that
-        # nothing but the measurement's own page faults is charged to it
-        a, b = mt.tier_arrays(tier, nbytes, tdir)
-        if tier in mt.CGROUP_TIERS:
-            mt.advise(a, job["advice"])
-            mt.advise(b, job["advice"])
-        with in_cgroup(tier):
-            if tier in mt.CGROUP_TIERS:
-                cg.set_limit_at_least(margin + int(job["cache_fraction"] * 2 * nbytes))
-            for r in mt.measure_tier_bandwidth(a, b, d, idx, gathered, threads=job["threads"],
-                                               rounds=job["bandwidth_rounds"],
-                                               min_run_time=job["bandwidth_min_run_time"]):
-                rows.append({"kind": "bandwidth", "tier": tier, **r})
-            del a, b
-        for f in tdir.glob("*.f32"):
-            f.unlink()
-        out.done(unit, rows)
-
-    # ---- training steps per configuration and tier
-    graphs: dict[str, BipartiteGraph] = {}
-    for cfg in job["configs"]:
-        if all(tier_unit(cfg, t) in skip for t in job["tiers"]):
-            continue
-        ds = cfg["dataset"]
-        if ds not in graphs:
-            graphs[ds] = BipartiteGraph.load(job["graph_files"][ds])
-        graph = graphs[ds]
-        g = weighted_dgl(graph)
-        deg = graph.node_degrees()
-        hot_ids = mt.hot_rows(deg, job["hot_fraction"])
-        for tier in job["tiers"]:
-            unit = tier_unit(cfg, tier)
-            if unit in skip:
-                continue
-            out.start(unit)
-            out.done(unit, _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin))
-
-
-def tier_unit(cfg: dict, tier: str) -> str:
-    """Name of one unit of the tier worker's work: ``<dataset>/<model>/<tier>``."""
-    return f"{cfg['dataset']}/{cfg['model']}/{tier}"
-
-
-def _log(msg: str) -> None:
-    import sys
-
-    print(f"[tier worker {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> list[dict]:
-    from torch.profiler import ProfilerActivity, profile
-
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
-
-    _log(f"{cfg} tier {tier}: start")
-
-    model_name, L, d = cfg["model"], int(cfg["num_layers"]), int(cfg["dim"])
-    torch.manual_seed(job["seed"])
-    init = rm.build_recommender(model_name, graph.num_nodes, d, L, seed=job["seed"]).embedding.full().detach()
-    tdir = Path(job["workdir"]) / f"{cfg['dataset']}-{model_name}-{tier}"
-    rows = []
-    base = {"dataset": cfg["dataset"], "model": model_name, "num_layers": L, "dim": d, "tier": tier}
-    import psutil
-
-    rss0 = psutil.Process().memory_info().rss
-    # the tier files are written and evicted before the process joins the cgroup (see tier_worker)
-    table = mt.place_table(init, tier, tdir, hot_ids=hot_ids)
-    model = rm.build_recommender(model_name, graph.num_nodes, d, L, seed=job["seed"], embedding=table)
-    opt = mt.tier_optimizer(model, table, tier, tdir, job["lr"])
-    files = sorted(tdir.glob("*.f32")) if tdir.exists() else []
-    mapped = [(p.data, mt.mapping_of(p.data)) for p in table.parameters()]
-    mapped += [(st[k], mt.mapping_of(st[k])) for st in opt.state.values() for k in ("exp_avg", "exp_avg_sq")
-               if k in st]
-    mapped = [(t, path.removesuffix(" (deleted)")) for t, path in mapped if path is not None]
-    if tier in mt.CGROUP_TIERS:
-        for t, _ in mapped:
-            mt.advise(t, job["advice"])
-    tier_bytes = sum(f.stat().st_size for f in files)
-    sampler = rm.BatchSampler(graph, job["batch_size"], seed=job["seed"])
-    batches = sampler.forever()
-
-    def next_batch():
-        return next(batches)
-
-    def profiled_steps(n):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(n):
-                rm.full_graph_step(model, g, next_batch(), opt, graph.num_users, job["reg"])
-        return prof
-
-    # warm-up outside the cgroup: the heap grows to its working size here (see WORKER_MALLOC_ENV),
-    # so that inside the cgroup almost only the tier files' page cache is charged to it
-    for _ in range(max(2, job["warmup_steps"])):
-        rm.full_graph_step(model, g, next_batch(), opt, graph.num_users, job["reg"])
-    # heap reserve for the cgroup phase: twice what model, optimizer and steps added to the heap
-    reserve = 2 * max(0, psutil.Process().memory_info().rss - rss0)
-    limit = None
-    if tier in mt.CGROUP_TIERS:
-        for t, path in mapped:
-            mt.evict(t, path)
-    resident_before = float(np.nanmean([mt.resident_fraction(f) for f in files])) if files else float("nan")
-    flusher = mt.Flusher([p for _, p in mapped]) if tier in mt.CGROUP_TIERS else contextlib.nullcontext()
-    with in_cgroup(tier, reserve), flusher:
-        if tier in mt.CGROUP_TIERS:
-            # two more warm-up steps inside the unlimited cgroup charge to it whatever anonymous
-            # memory the steady state still needs; then the tier's pages are evicted again and the
-            # limit leaves the page cache ``cache_fraction`` of the tier files (+ margin)
-            for _ in range(2):
-                rm.full_graph_step(model, g, next_batch(), opt, graph.num_users, job["reg"])
-            _log(f"  in-cgroup warm-up steps: {cg.stats()}")
-            for t, path in mapped:
-                mt.evict(t, path)
-            anon = cg.stats()["anon"]
-            limit = cg.set_limit_at_least(int(anon + margin + job["cache_fraction"] * tier_bytes))
-            _log(f"  joined the cgroup, limit {limit} bytes for {tier_bytes} tier bytes; {cg.stats()}")
-        timer = StageTimer()
-        io = mt.IOCounter()
-        with timer.activate():
-            for i in range(job["steps"]):
-                io.start()
-                with timer.step(i):
-                    with stage(SAMPLING):
-                        batch = next_batch()
-                    rm.full_graph_step(model, g, batch, opt, graph.num_users, job["reg"])
-                ioc = io.read()
-                rows.append({**base, "kind": "io", "step": i, **ioc})
-        for r in _regions_from_timer(timer.records, sampler.steps_per_epoch()):
-            rows.append({**base, **r})
-        hit = getattr(table, "last_hit_rate", float("nan"))
-        _log(f"  timed steps done; {cg.stats() if tier in mt.CGROUP_TIERS else ''}")
-        stats = cg.stats() if tier in mt.CGROUP_TIERS else {}
-        resident = [mt.resident_fraction(f) for f in files]
-        if job["profile_steps"]:
-            # the profiler allocates memory of its own: under the strict limit it would be killed, so
-            # the profiled steps start with the tier's pages evicted and the limit lifted (each tier
-            # page is then read from storage once per step, as in a step whose cache is cold)
-            if tier in mt.CGROUP_TIERS:
-                cg.set_limit(None)
-                for t, path in mapped:
-                    mt.evict(t, path)
-            prof = profiled_steps(job["profile_steps"])
-            kc = timing.kernel_class_breakdown(prof, "cpu")
-            for (cls,), part in kc.groupby(["kernel_class"]):
-                rows.append({**base, "kind": "kernels", "kernel_class": cls,
-                             "seconds": float(part["self_us"].sum()) * 1e-6 / job["profile_steps"]})
-        rows.append({**base, "kind": "tier_info", "tier_file_bytes": tier_bytes, "cgroup_limit_bytes": limit,
-                     "resident_before": resident_before, "cgroup_anon_bytes": stats.get("anon"), "hit_rate": hit,
-                     "hot_rows": int(len(hot_ids)) if tier == "hot_cold" else 0,
-                     "resident_fraction": float(np.nanmean(resident)) if resident else float("nan"),
-                     "file_backed": bool(files), "limit_hits": stats.get("limit_hits"),
-                     "cgroup_file_bytes": stats.get("file"), "steps_per_epoch": sampler.steps_per_epoch()})
-    for f in files:
-        with contextlib.suppress(OSError):
-            f.unlink()
-    return rows
-
-
 def _run_tier_worker(job: dict, workdir: Path, timeout_s: float, numa=None) -> list[dict]:
     """Run the worker; when it dies in a unit (e.g. killed for memory), record that unit as failed
     with the reason and run a new worker for the units left. Returns every row."""
@@ -611,10 +352,6 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
     return rows, status
 
 
-# --------------------------------------------------------------------------------------------
-# 6. Memory footprint vs graph scale
-# --------------------------------------------------------------------------------------------
-
 def predicted_footprint_bytes(model: str, num_nodes: int, num_train: int, num_layers: int, dim: int,
                               batch_size: int = 2048) -> float:
     """Bytes of one full-graph training step, counted from the tensors it holds at its peak (fp32,
@@ -649,11 +386,10 @@ def measure_footprint(preset: str, scale: float, model_name: str, params, device
     record the process's peak resident set size above its size before (bytes). One row:
     ``{num_users, num_items, num_nodes, num_train, footprint_bytes, predicted_bytes}``."""
     from studylib.data.recsys import synthetic_like
-    from studylib.studies.hgnn_training.measure import PeakMemory, trim_heap
 
     graph = synthetic_like(preset, scale, seed=params.seed)
-    trim_heap()
-    pm = PeakMemory(device, interval_s=0.002)
+    timing.trim_heap()
+    pm = timing.PeakMemory(device, interval_s=0.002)
     with pm.region("all"):
         g = weighted_dgl(graph)
         model = rm.build_recommender(model_name, graph.num_nodes, params.footprint_dim, params.footprint_layers,
@@ -673,13 +409,9 @@ def measure_footprint(preset: str, scale: float, model_name: str, params, device
                                                         params.footprint_layers, params.footprint_dim,
                                                         params.batch_size)}
     del g, model, opt
-    trim_heap()
+    timing.trim_heap()
     return [row]
 
-
-# --------------------------------------------------------------------------------------------
-# Driver
-# --------------------------------------------------------------------------------------------
 
 def run_measurement(name: str, params, device: torch.device, graphs: GraphCache | None = None) -> pd.DataFrame:
     """Run (or resume) one measurement into ``results/04-recsys-memory-tiers/<name>`` and return
@@ -744,10 +476,6 @@ def machine_dram_bytes() -> int:
 
     return int(psutil.virtual_memory().total)
 
-
-# --------------------------------------------------------------------------------------------
-# Summaries (from the tables only)
-# --------------------------------------------------------------------------------------------
 
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
     if df is None or df.empty:
@@ -939,374 +667,3 @@ def paper_scale_footprints(foot: pd.DataFrame, layers: list[int], dims: list[int
                     rows.append({"dataset": ds, "model": model, "num_layers": L, "dim": d, "interactions": inter,
                                  "predicted_bytes": pred, "calibrated_bytes": pred * c})
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------
-
-def _machines_label(n: int) -> str:
-    return "1 machine (full graph)" if n == 1 else f"{n} machines (DistDGL subgraphs)"
-
-
-def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int):
-    """Grouped bars: epoch time per layer count (top row, width ``base_dim``) and per embedding
-    width (bottom row, ``base_layers`` layers), bars for 1, 2 and 4 machines; one column per model
-    (first dataset). Error bars: epoch time from the step quartiles."""
-    import matplotlib.pyplot as plt
-
-    ds = epochs["dataset"].iloc[0]
-    e = epochs[epochs["dataset"] == ds]
-    models = list(dict.fromkeys(e["model"]))
-    machines = sorted(e["num_machines"].unique())
-    colors = dict(zip(machines, ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]))
-    fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 6.4), squeeze=False)
-    for col, m in enumerate(models):
-        for row, (x, fixed, fval, xl) in enumerate((("num_layers", "dim", base_dim, "layers"),
-                                                   ("dim", "num_layers", base_layers, "embedding size"))):
-            ax = axes[row][col]
-            d = e[(e["model"] == m) & (e[fixed] == fval)]
-            xs = sorted(d[x].unique())
-            w = 0.8 / max(1, len(machines))
-            for k, nm in enumerate(machines):
-                dd = d[d["num_machines"] == nm].set_index(x).reindex(xs)
-                pos = np.arange(len(xs)) + (k - (len(machines) - 1) / 2) * w
-                err = [np.clip(dd["epoch_s"] - dd["epoch_q1_s"], 0, None), np.clip(dd["epoch_q3_s"] - dd["epoch_s"], 0, None)]
-                ax.bar(pos, dd["epoch_s"], w, yerr=err, capsize=2, color=colors[nm], label=_machines_label(nm))
-            ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs])
-            ax.set_xlabel(xl)
-            ax.set_ylabel("epoch time (s)")
-            ax.set_title(f"{m.upper()} · {ds} · {fixed.replace('num_', '')}={fval}")
-    axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Epoch time: one machine (full-graph) vs DistDGL subgraph training (emulated machines share "
-                 "this host's cores)")
-    return fig
-
-
-def plot_breakdown(epochs: pd.DataFrame, base_dim: int):
-    """Stacked bars: the median step split into :data:`REGIONS` x steps per epoch (seconds per
-    epoch), per layer count and machine count; one panel per model (width ``base_dim``)."""
-    import matplotlib.pyplot as plt
-
-    ds = epochs["dataset"].iloc[0]
-    e = epochs[(epochs["dataset"] == ds) & (epochs["dim"] == base_dim)]
-    models = list(dict.fromkeys(e["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 3.8), squeeze=False)
-    for ax, m in zip(axes[0], models):
-        d = e[e["model"] == m].sort_values(["num_layers", "num_machines"])
-        labels = [f"L{int(r.num_layers)}·{int(r.num_machines)}m" for r in d.itertuples()]
-        bottom = np.zeros(len(d))
-        for reg in REGIONS:
-            vals = (d[f"{reg}_s"].fillna(0) * d["steps_per_epoch"]).to_numpy()
-            ax.bar(np.arange(len(d)), vals, bottom=bottom, color=REGION_COLORS[reg], label=reg)
-            bottom += vals
-        ax.set_xticks(np.arange(len(d)), labels, rotation=60, fontsize=7)
-        ax.set_ylabel("seconds per epoch")
-        ax.set_title(f"{m.upper()} · {ds} (L = layers, m = machines)")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.suptitle("Where an epoch goes: subgraph construction (sampling), embedding fetch, forward, backward, "
-                 "communication, update")
-    return fig
-
-
-def plot_redundancy(redund: pd.DataFrame):
-    """Redundancy of subgraph training vs the number of layers: node (left) and edge (right)
-    redundancy of the input-side layer, one line per source (local sampler, each cluster size)."""
-    import matplotlib.pyplot as plt
-
-    r = redund[redund["layer"] == 1]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, col, title in ((axes[0], "node_redundancy", "input nodes"), (axes[1], "edge_redundancy", "edges")):
-        for (ds, src), d in r.groupby(["dataset", "source"]):
-            d = d.sort_values("num_layers")
-            ax.plot(d["num_layers"], d[col], marker="o", label=f"{src} · {ds}")
-        ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel("layers (the input-side layer's block)")
-        ax.set_ylabel(f"redundancy of {title}\n(sum over batches / distinct per epoch)")
-        ax.set_xticks(sorted(r["num_layers"].unique()))
-    axes[1].legend(fontsize=7)
-    fig.suptitle("Overlap of the sampled subgraphs within one epoch (1 = every node/edge computed once)")
-    return fig
-
-
-def plot_tiers(tier_epochs: pd.DataFrame, bandwidth: pd.DataFrame, status: pd.DataFrame):
-    """Left: measured bandwidth per tier and kernel (log scale). Right: slowdown of a training step
-    vs DRAM per tier against the tier's measured gather bandwidth (hot/cold: its hit rate written
-    beside). Tiers that could not run are listed with their reasons."""
-    import matplotlib.pyplot as plt
-
-    from studylib.studies.recsys_memory_tiers.memory_tiers import TIER_LABELS
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    ax = axes[0]
-    if not bandwidth.empty:
-        tiers = list(dict.fromkeys(bandwidth["tier"]))
-        kernels = ["read", "write", "copy", "gather"]
-        w = 0.8 / len(kernels)
-        for k, kern in enumerate(kernels):
-            d = bandwidth[bandwidth["kernel"] == kern].set_index("tier").reindex(tiers)
-            pos = np.arange(len(tiers)) + (k - 1.5) * w
-            ax.bar(pos, d["bytes_per_s"] / 1e9, w, label=kern,
-                   yerr=[np.clip((d["bytes_per_s"] - d["q1"]) / 1e9, 0, None),
-                         np.clip((d["q3"] - d["bytes_per_s"]) / 1e9, 0, None)], capsize=2)
-        ax.set_xticks(np.arange(len(tiers)), [t.replace("_", "\n") for t in tiers], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("bandwidth (GB/s, log)")
-        ax.legend(fontsize=7)
-    ax.set_title("Measured tier bandwidth (00-hardware kernels on tier memory)")
-    ax = axes[1]
-    markers = {"lightgcn": "o", "ngcf": "s"}
-    if not tier_epochs.empty and "gather_bytes_per_s" in tier_epochs:
-        te = tier_epochs.copy()
-        te["x"] = te["gather_bytes_per_s"]
-        cold = te.loc[te["tier"] == "mmap_cgroup", "gather_bytes_per_s"].median()
-        dram = te.loc[te["tier"] == "dram", "gather_bytes_per_s"].median()
-        hc = te["tier"] == "hot_cold"
-        # a cache with hit rate h in front of the slow tier: the harmonic mix of the two bandwidths
-        te.loc[hc, "x"] = 1.0 / (te.loc[hc, "hit_rate"] / dram + (1 - te.loc[hc, "hit_rate"]) / cold)
-        for t, d in te.groupby("tier", sort=False):
-            for i, (_, r) in enumerate(d.iterrows()):
-                ax.scatter(r["x"] / 1e9, r["slowdown"], marker=markers.get(r["model"], "o"), s=40,
-                           color=TIER_COLORS.get(t), label=TIER_LABELS.get(t, t) if i == 0 else None)
-                txt = f"{r['model']} · {r['dataset'][:14]}"
-                if t == "hot_cold" and r["hit_rate"] == r["hit_rate"]:
-                    txt += f" · hit {r['hit_rate']:.0%}"
-                ax.annotate(txt, (r["x"] / 1e9, r["slowdown"]), fontsize=6, textcoords="offset points",
-                            xytext=(4, 3))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel("tier gather bandwidth (GB/s; hot/cold: effective at its hit rate)")
-        ax.set_ylabel("step time / DRAM step time")
-        ax.legend(fontsize=6, loc="upper right")
-    skipped = status[~status["available"]] if status is not None and not status.empty else pd.DataFrame()
-    if not skipped.empty:
-        ax.text(0.01, 0.01, "not run: " + "; ".join(f"{r.tier} ({r.reason})" for r in skipped.itertuples())[:220],
-                transform=ax.transAxes, fontsize=6, va="bottom", wrap=True)
-    ax.set_title("Slowdown per tier vs its bandwidth (emulated tiers, see labels)")
-    return fig
-
-
-def plot_tier_kernels(kern: pd.DataFrame):
-    """Stacked bars: profiled seconds per step by kernel class per tier; one panel per dataset and
-    model."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    groups = list(kern.groupby(["dataset", "model"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
-    colors = dict(zip(TIER_KERNEL_CLASSES, sns.color_palette("tab10", len(TIER_KERNEL_CLASSES))))
-    for ax, ((ds, m), d) in zip(axes[0], groups):
-        wide = d.pivot_table(index="tier", columns="kernel_class", values="seconds", aggfunc="sum").fillna(0)
-        wide = wide.reindex(columns=[c for c in TIER_KERNEL_CLASSES if c in wide.columns])
-        bottom = np.zeros(len(wide))
-        for c in wide.columns:
-            ax.bar(np.arange(len(wide)), wide[c], bottom=bottom, color=colors[c], label=c.replace("_", " "))
-            bottom += wide[c].to_numpy()
-        ax.set_xticks(np.arange(len(wide)), [t.replace("_", "\n") for t in wide.index], fontsize=7)
-        ax.set_ylabel("profiled seconds per step")
-        ax.set_title(f"{m.upper()} · {ds[:22]}", fontsize=9)
-    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.suptitle("Kernel classes per memory tier (torch.profiler self time; SpMM = GSpMM, SDDMM = GSDDMM)")
-    return fig
-
-
-def plot_footprint(foot: pd.DataFrame, paper: pd.DataFrame, dram_bytes: int):
-    """Peak memory of full-graph training vs interactions: measured points of the synthetic sweep,
-    the calibrated tensor-count model as lines (extrapolated), the paper's datasets at their sizes,
-    and this machine's DRAM as a horizontal line."""
-    import matplotlib.pyplot as plt
-
-    f = _ok(foot)
-    cal = footprint_fit(f).set_index("model")["calibration"]
-    fig, ax = plt.subplots(figsize=(8, 4.6))
-    colors = {"lightgcn": "#1f77b4", "ngcf": "#d62728"}
-    preset = f["preset"].iloc[0]
-    p = SYNTHETIC_PRESETS[preset]
-    for m, d in f.groupby("model"):
-        ax.scatter(d["num_train"], d["footprint_bytes"] / 2**30, color=colors.get(m), zorder=3,
-                   label=f"{m.upper()} measured ({preset}-like, L={int(d['num_layers'].iloc[0])}, "
-                         f"d={int(d['dim'].iloc[0])})")
-        xs = np.logspace(np.log10(d["num_train"].min()), np.log10(1e8), 60)
-        ratio_u = p["num_users"] / p["num_interactions"]
-        ratio_i = p["num_items"] / p["num_interactions"]
-        ys = [cal[m] * predicted_footprint_bytes(m, int(x / 0.8 * (ratio_u + ratio_i)), int(x),
-                                                 int(d["num_layers"].iloc[0]), int(d["dim"].iloc[0])) / 2**30
-              for x in xs]
-        ax.plot(xs, ys, color=colors.get(m), lw=1, ls="--", label=f"{m.upper()} model x {cal[m]:.2f} (extrapolated)")
-    if paper is not None and not paper.empty:
-        L, dd = int(f["num_layers"].iloc[0]), int(f["dim"].iloc[0])
-        pp = paper[(paper["num_layers"] == L) & (paper["dim"] == dd)]
-        for (ds, m), r in pp.groupby(["dataset", "model"]):
-            ax.scatter(0.8 * r["interactions"], r["calibrated_bytes"] / 2**30, marker="*", s=90,
-                       color=colors.get(m), edgecolor="k", zorder=4)
-            ax.annotate(ds, (0.8 * r["interactions"].iloc[0], r["calibrated_bytes"].iloc[0] / 2**30), fontsize=7,
-                        textcoords="offset points", xytext=(4, -8))
-    ax.axhline(dram_bytes / 2**30, color="k", lw=1.2)
-    ax.text(f["num_train"].min(), dram_bytes / 2**30 * 1.08,
-            f"this machine's DRAM: {dram_bytes / 2**30:.0f} GiB", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training interactions")
-    ax.set_ylabel("peak memory of full-graph training (GiB)")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title("Memory footprint vs graph scale (stars: the paper's datasets, calibrated model)")
-    return fig
-
-
-# --------------------------------------------------------------------------------------------
-# Findings
-# --------------------------------------------------------------------------------------------
-
-FINDINGS = (
-    "Full-graph training of GNN recommenders at the paper's scale needs more memory than a server's DRAM",
-    "Distributed subgraph training is inefficient: subgraph construction is costly and subgraphs overlap heavily",
-    "One large-memory machine beats distributed training by a large margin, more so for deeper models",
-    "The dominant kernels (SpMM, SDDMM) are sparse and memory-bound: a slower tier's bandwidth sets the slowdown",
-    "Properly configured (hot data in DRAM in front of the slow tier), the large tier recovers most of DRAM speed",
-)
-
-
-def evaluate_findings(epochs: pd.DataFrame | None, redund: pd.DataFrame | None, tier_epochs: pd.DataFrame | None,
-                      tier_kernels: pd.DataFrame | None, foot: pd.DataFrame | None, paper: pd.DataFrame | None,
-                      dram_bytes: int, distributed_note: str = "") -> pd.DataFrame:
-    """The paper's findings (Hu et al., arXiv 2207.11918) checked against this run's tables.
-
-    One row per finding of :data:`FINDINGS`: ``finding``, ``verdict`` (``reproduced``,
-    ``partly``, ``not reproduced``, ``not measured``) and ``evidence`` (the numbers). Thresholds:
-    F2 -- sampling (subgraph construction) at least 25% of the distributed step and input-node
-    redundancy of the input layer at least 2 at two or more layers; F3 -- reproduced when the single
-    machine is faster by at least 1.5x ("large margin") for every model and machine count and its
-    advantage is larger at the most layers than at one, partly when either holds somewhere; F4 -- SpMM + SDDMM + gather the largest class group of the DRAM step and the
-    tiers' slowdowns ordered inversely to their gather bandwidth; F5 -- the hot/cold split recovers at
-    least half of the slow tier's extra time. Verdicts come from the numbers only.
-    """
-    out = []
-
-    def add(i, verdict, evidence):
-        out.append({"finding": FINDINGS[i], "verdict": verdict, "evidence": evidence})
-
-    # F1 memory footprint
-    if foot is not None and not foot.empty and paper is not None and not paper.empty:
-        f = _ok(foot)
-        measured_over = int((f["footprint_bytes"] > dram_bytes).sum())
-        oom = int((foot.get("status", pd.Series(dtype=str)) == "oom").sum())
-        over = paper[paper["calibrated_bytes"] > dram_bytes]
-        worst = paper.sort_values("calibrated_bytes").iloc[-1]
-        fit = footprint_fit(foot)
-        ev = (f"measured on the synthetic sweep up to {int(f['num_train'].max()):,} interactions: at most "
-              f"{f['footprint_bytes'].max() / 2**30:.2f} GiB (DRAM {dram_bytes / 2**30:.0f} GiB); tensor-count model "
-              f"calibration (measured/predicted) " + ", ".join(f"{r.model} {r.calibration:.2f}" for r in fit.itertuples())
-              + f"; extrapolated to the paper's datasets, {len(over)} of {len(paper)} (dataset, model, layers, width) "
-              f"settings exceed this machine's DRAM, the largest {worst['dataset']} {worst['model']} "
-              f"L={int(worst['num_layers'])} d={int(worst['dim'])}: {worst['calibrated_bytes'] / 2**30:.1f} GiB")
-        if measured_over or oom:
-            add(0, "reproduced", ev + f"; {measured_over + oom} measured configuration(s) exceeded DRAM")
-        elif len(over):
-            add(0, "partly", ev + " (extrapolated, not measured: the sweep stayed within DRAM)")
-        else:
-            add(0, "not reproduced", ev)
-    else:
-        add(0, "not measured", "no footprint sweep")
-
-    # F2 subgraph construction cost and redundancy
-    has_dist = epochs is not None and not epochs.empty and (epochs["num_machines"] > 1).any()
-    if has_dist or (redund is not None and not redund.empty):
-        ev, ok = [], []
-        if has_dist:
-            d = epochs[epochs["num_machines"] > 1]
-            share = d["sampling_s"] / d["step_s"]
-            prep = (d["sampling_s"] + d["fetch_s"]) / d["step_s"]
-            ok.append(bool(share.median() >= 0.25))
-            ev.append(f"distributed steps: sampling median {share.median():.0%} of the step (range {share.min():.0%}-"
-                      f"{share.max():.0%}), sampling + fetch median {prep.median():.0%}")
-        if redund is not None and not redund.empty:
-            r = redund[redund["layer"] == 1]
-            hi = r.groupby("num_layers")["node_redundancy"].max()
-            ok.append(bool((hi >= 2).sum() >= 2))
-            ev.append("input-layer node redundancy by layers: " + ", ".join(f"L{k}: {v:.1f}" for k, v in hi.items())
-                      + "; edge redundancy: " + ", ".join(f"L{k}: {v:.1f}" for k, v in
-                                                         r.groupby("num_layers")["edge_redundancy"].max().items()))
-        verdict = "reproduced" if all(ok) and len(ok) == 2 else ("partly" if any(ok) else "not reproduced")
-        if not has_dist:
-            ev.append(f"distributed runs: not measured ({distributed_note or 'no cluster rows'})")
-        add(1, verdict, "; ".join(ev))
-    else:
-        add(1, "not measured", distributed_note or "no distributed or redundancy rows")
-
-    # F3 single machine vs distributed, by depth
-    if has_dist:
-        sp = speedup_table(epochs)
-        base_dim = epochs.groupby("dim").size().idxmax()
-        s = sp[sp["dim"] == base_dim]
-        adv = s.groupby(["model", "num_machines", "num_layers"])["single_machine_advantage"].median().unstack(
-            "num_layers")
-        large_all = bool((s["single_machine_advantage"] >= 1.5).all())
-        large_any = bool((s["single_machine_advantage"] >= 1.5).any())
-        grows = bool((adv.iloc[:, -1] > adv.iloc[:, 0]).all()) if adv.shape[1] > 1 else False
-        ev = "distributed epoch / single-machine epoch (> 1: the single machine is faster): " + "; ".join(
-            f"{m} {int(nm)} machines " + ", ".join(f"L{int(L)} {v:.2f}x" for L, v in row.items())
-            for (m, nm), row in adv.iterrows())
-        verdict = "reproduced" if large_all and grows else ("partly" if large_any or grows else "not reproduced")
-        add(2, verdict, ev + ("" if large_all else "; the single machine is not 1.5x faster everywhere")
-            + ("" if grows else "; its advantage does not grow with depth"))
-    else:
-        add(2, "not measured", f"distributed runs did not happen: {distributed_note or 'no cluster rows'}")
-
-    # F4 sparse kernels dominate; slowdown follows bandwidth
-    if tier_kernels is not None and not tier_kernels.empty and tier_epochs is not None and not tier_epochs.empty:
-        k = tier_kernels[tier_kernels["tier"] == "dram"]
-        sparse = k[k["kernel_class"].isin([timing.SPMM, timing.SDDMM, timing.INDEXING])].groupby(
-            ["dataset", "model"])["share"].sum()
-        dense = k[k["kernel_class"] == timing.GEMM].groupby(["dataset", "model"])["share"].sum().reindex(
-            sparse.index).fillna(0)
-        other = k[~k["kernel_class"].isin([timing.SPMM, timing.SDDMM, timing.INDEXING, timing.GEMM])].groupby(
-            ["dataset", "model", "kernel_class"])["share"].sum().groupby(["dataset", "model"]).max().reindex(
-            sparse.index).fillna(0)
-        dominant = bool(((sparse > dense) & (sparse > other)).all())
-        te = tier_epochs.dropna(subset=["gather_bytes_per_s"]) if "gather_bytes_per_s" in tier_epochs else pd.DataFrame()
-        te = te[te["tier"] != "hot_cold"] if not te.empty else te
-        order_ok = []
-        for _, g in te.groupby(["dataset", "model"]):
-            dram_bw = g.loc[g["tier"] == "dram", "gather_bytes_per_s"]
-            slow = g[g["gather_bytes_per_s"] < 0.5 * (dram_bw.iloc[0] if len(dram_bw) else np.inf)]
-            if slow.empty:
-                continue  # no tier here is much slower than DRAM: nothing to order
-            # the tier with the least bandwidth must be the one with the largest slowdown, and slower than DRAM
-            worst = g.loc[g["gather_bytes_per_s"].idxmin()]
-            order_ok.append(bool(worst["slowdown"] >= g["slowdown"].max() and worst["slowdown"] > 1.1))
-        ev = ("DRAM step, share of SpMM + SDDMM + gather: " + ", ".join(f"{m} {ds[:16]} {v:.0%}" for (ds, m), v in
-                                                                         sparse.items())
-              + "; GEMM: " + ", ".join(f"{v:.0%}" for v in dense) + "; largest other class: "
-              + ", ".join(f"{v:.0%}" for v in other) + "; slowdown per tier: "
-              + "; ".join(f"{r.model} {r.dataset[:16]} {r.tier} {r.slowdown:.2f}x at gather "
-                          f"{r.gather_bytes_per_s / 1e9:.3g} GB/s" for r in te.itertuples()))
-        if not order_ok:
-            ev += " (no tier measured here had less than half of DRAM's gather bandwidth)"
-        ordered = bool(order_ok) and all(order_ok)
-        verdict = "reproduced" if dominant and ordered else ("partly" if dominant or ordered else "not reproduced")
-        add(3, verdict, ev)
-    else:
-        add(3, "not measured", "no memory-tier rows")
-
-    # F5 hot/cold recovers DRAM speed
-    if tier_epochs is not None and not tier_epochs.empty and {"hot_cold", "mmap_cgroup", "dram"} <= set(tier_epochs["tier"]):
-        w = tier_epochs.pivot_table(index=["dataset", "model"], columns="tier", values="step_s")
-        hr = tier_epochs[tier_epochs["tier"] == "hot_cold"].set_index(["dataset", "model"])["hit_rate"]
-        extra = w["mmap_cgroup"] / w["dram"] - 1
-        rec = (w["mmap_cgroup"] - w["hot_cold"]) / (w["mmap_cgroup"] - w["dram"])
-        valid = extra > 0.1  # the slow tier must be measurably slower than DRAM for a recovery to mean anything
-        ev = "; ".join(f"{m} {ds[:16]}: slow tier {r['mmap_cgroup'] / r['dram']:.2f}x DRAM, hot/cold "
-                       f"{r['hot_cold'] / r['dram']:.2f}x" + (f" (recovers {rec[(ds, m)]:.0%} of the extra time" if
-                                                              valid[(ds, m)] else " (the slow tier was not slower")
-                       + f"; hit rate {hr.get((ds, m), float('nan')):.0%})" for (ds, m), r in w.iterrows())
-        ok = rec[valid] >= 0.5
-        if not valid.any():
-            verdict = "not measured"
-            ev += "; the emulated slow tier was not measurably slower than DRAM here (its files fit in the page cache)"
-        else:
-            verdict = "reproduced" if ok.all() else ("partly" if ok.any() else "not reproduced")
-        add(4, verdict, ev)
-    else:
-        add(4, "not measured", "hot/cold, slow tier or DRAM tier not run (see the tier status table)")
-    return pd.DataFrame(out)

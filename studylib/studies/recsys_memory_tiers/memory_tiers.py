@@ -499,6 +499,9 @@ def evict(t: torch.Tensor, path: Path | str) -> None:
 #: Environment of the worker: glibc serves every allocation from its heap (no ``mmap`` per large
 #: block) and never returns freed heap to the system, so memory faulted in before the worker joins
 #: the cgroup is reused afterwards instead of being charged to it again.
+#: The worker process, started as ``python -m WORKER_MODULE JOB`` (see :mod:`.tier_worker`).
+WORKER_MODULE = "studylib.studies.recsys_memory_tiers.tier_worker"
+
 WORKER_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**60), "MALLOC_ARENA_MAX": "1"}
 
 
@@ -644,7 +647,7 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
                            threads: int, rounds: int = 2, min_run_time: float = 0.1) -> list[dict]:
     """Read, write, copy and row-gather bandwidth of the memory holding ``a`` and ``b`` (two
     float32 arrays of one size, e.g. from :func:`tier_arrays`), with the ``00-hardware`` harness:
-    the STREAM kernels of :func:`studylib.studies.hardware.measure.stream_kernels` timed by
+    the STREAM kernels of :func:`studylib.limits.stream_kernels` timed by
     :func:`studylib.timing.benchmark` (explicit thread count, warm-up, raw blocks kept).
 
     Kernels: ``read`` (``a.sum()``, one word per element), ``write`` (``b.fill_``, one word),
@@ -656,7 +659,7 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
     array_bytes, threads, number_per_run, storage_read_bytes_per_call}``.
     """
     from studylib import timing
-    from studylib.studies.hardware.measure import stream_kernels
+    from studylib.limits import stream_kernels
 
     table = a.view(-1, dim)
     kernels = {k: (fn, words * a.numel() * a.element_size())
@@ -853,7 +856,7 @@ def run_worker(job: dict, *, workdir: Path | str, timeout_s: float = 600, numa: 
             job_path.write_text(json.dumps(job, default=str))
             from studylib import paths
 
-            cmd = [sys.executable, "-m", "studylib.studies.recsys_memory_tiers.memory_tiers", str(job_path)]
+            cmd = [sys.executable, "-m", WORKER_MODULE, str(job_path)]
             if numa is not None:
                 cmd = ["numactl", f"--cpunodebind={numa[0]}", f"--membind={numa[1]}", *cmd]
             pythonpath = os.pathsep.join(p for p in (str(paths.project_root()), os.environ.get("PYTHONPATH", "")) if p)
@@ -890,49 +893,8 @@ def run_worker(job: dict, *, workdir: Path | str, timeout_s: float = 600, numa: 
                 f.unlink()
 
 
-def _worker_main(job_path: str) -> None:
-    """Entry of ``python -m studylib.studies.recsys_memory_tiers.memory_tiers JOB``: dispatch on ``job["kind"]``."""
-    job = json.loads(Path(job_path).read_text())
-    torch.set_num_threads(int(job.get("threads", 1)))
-    kind = job["kind"]
-    cg = None
-    if job.get("cgroup"):
-        support = CgroupSupport(job["cgroup_version"], Path(job["cgroup"]).parent)
-        cg = object.__new__(MemoryCgroup)
-        cg.support, cg.path, cg.limit_bytes = support, Path(job["cgroup"]), None
-    out = PartWriter(job["workdir"])
-    if kind == "sleep":  # tests: join the cgroup and wait to be stopped
-        if cg is not None:
-            cg.add(os.getpid())
-        Path(job["workdir"], "ready").write_text(str(os.getpid()))
-        time.sleep(float(job.get("seconds", 60)))
-        return
-    if kind == "fail":  # tests: a failing worker
-        out.start("fail")
-        if cg is not None:
-            cg.add(os.getpid())
-        raise RuntimeError("worker failure requested by the job")
-    if kind == "place":  # tests: place a table in a tier and report where its memory is
-        if cg is not None:
-            cg.add(os.getpid())
-        init = torch.arange(float(job["rows"] * job["dim"])).view(job["rows"], job["dim"])
-        table = place_table(init, job["tier"], Path(job["workdir"]) / "t", hot_ids=torch.arange(job.get("hot", 1)))
-        rows = [{"param": n, "mapping": mapping_of(p.data), "file_backed": is_file_backed(p.data),
-                 "sum": float(p.data.sum())} for n, p in table.named_parameters()]
-        out.done("place", rows)
-        return
-    if kind == "tiers":
-        from studylib.studies.recsys_memory_tiers.measure import tier_worker
-
-        tier_worker(job, cg, out)
-        return
-    raise ValueError(f"unknown worker job kind {kind!r}")
-
 
 def status_rows(statuses: list[TierStatus]) -> list[dict]:
     """Tier statuses as table rows, with each tier's figure label."""
     return [{**asdict(s), "label": TIER_LABELS[s.tier]} for s in statuses]
 
-
-if __name__ == "__main__":
-    _worker_main(sys.argv[1])

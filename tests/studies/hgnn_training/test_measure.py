@@ -10,6 +10,7 @@ import torch
 from studylib import data, timing
 from studylib.params import HgnnTrainingParams
 from studylib.studies.hgnn_training import measure as hgnn
+from studylib.studies.hgnn_training.findings import evaluate_findings
 
 torch.set_num_threads(1)
 
@@ -111,11 +112,11 @@ def test_findings_follow_the_numbers():
              "kernel_class": "gemm", "op": "x", "seconds": v}
             for st, v in (("neighbor_aggregation", na), ("feature_projection", fp))])
 
-    f = hgnn.evaluate_findings(None, kernels(0.7, 0.3), None, None, None).set_index("finding")["verdict"]
+    f = evaluate_findings(None, kernels(0.7, 0.3), None, None, None).set_index("finding")["verdict"]
     assert f.iloc[0] == "reproduced"
-    f = hgnn.evaluate_findings(None, kernels(0.2, 0.8), None, None, None).set_index("finding")["verdict"]
+    f = evaluate_findings(None, kernels(0.2, 0.8), None, None, None).set_index("finding")["verdict"]
     assert f.iloc[0] == "not reproduced"
     assert set(f.iloc[1:]) == {"not measured"}
     ddp = pd.DataFrame(_ddp_rows(1, 1.0, 0.0, 10) + _ddp_rows(2, 0.4, 0.1, 10))
-    f = hgnn.evaluate_findings(None, None, None, None, ddp).set_index("finding")["verdict"]
+    f = evaluate_findings(None, None, None, None, ddp).set_index("finding")["verdict"]
     assert f.iloc[4] == "partly"  # communication present, but superlinear speedup: efficiency not below 1

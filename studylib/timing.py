@@ -18,14 +18,18 @@ import contextlib
 import ctypes
 import gc
 import math
+import os
+import re as _re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import psutil
 import torch
+from torch.utils import benchmark as tb
 
 #: The four HGNN training stages of Han et al. (ACM TACO 2025, Sec. 2.2), in execution order.
 SEMANTIC_GRAPH_BUILD = "semantic_graph_build"
@@ -171,7 +175,6 @@ class StageTimer:
 
     def to_frame(self):
         """Raw samples as a ``pandas.DataFrame`` with columns step, kind, name, seconds."""
-        import pandas as pd
 
         return pd.DataFrame(self.records, columns=["step", "kind", "name", "seconds"])
 
@@ -263,8 +266,6 @@ KERNEL_CLASS_RULES: tuple[tuple[str, str], ...] = (
                r"^Optimizer\.|^stage::|^phase::"),
 )
 
-import re as _re  # noqa: E402
-
 _COMPILED_RULES = tuple((cls, _re.compile(rx)) for cls, rx in KERNEL_CLASS_RULES)
 _BACKWARD_SUFFIX = _re.compile(r"Backward\d*$")
 
@@ -303,7 +304,6 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
     ``phase, stage, kernel_class, op, self_us`` (one row per op name and context, summed over
     calls), in microseconds.
     """
-    import pandas as pd
 
     device = torch.device(device)
     events = list(prof.events())
@@ -409,8 +409,6 @@ def _rss_bytes() -> int:
 
 
 def _page_size() -> int:
-    import os
-
     return os.sysconf("SC_PAGE_SIZE")
 
 
@@ -501,7 +499,6 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
     (``median``, ``q1``, ``q3``, ``iqr``, ``n``, ``noisy``...). Raises
     :class:`InputsInTimedRegionError` (see above) and ``ValueError`` for bad arguments.
     """
-    from torch.utils import benchmark as tb
 
     if setup is not None and args:
         raise ValueError("give either setup (a callable returning the arguments) or args, not both")

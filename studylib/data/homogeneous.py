@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from studylib.data.registry import REGISTRY, resolve
+
 __all__ = ["HomogeneousGraph", "degree_statistics", "load_cora", "synthetic_homogeneous"]
 
 
@@ -221,8 +223,6 @@ def load_cora(download: bool = True) -> HomogeneousGraph:
     cannot be had, ``ValueError`` when the loaded graph's counts differ from the registry's.
     """
     from torch_geometric.datasets import Planetoid
-
-    from studylib.data.registry import REGISTRY, resolve
 
     folder = resolve("cora", download=download)
     ds = Planetoid(str(folder.parent), "Cora")

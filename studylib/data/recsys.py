@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from studylib import paths
+from studylib.data.registry import DatasetUnavailableError, _fetch, resolve_details
 
 __all__ = [
     "PAPER_DATASETS",
@@ -424,11 +430,8 @@ def load_movielens_100k(download: bool = False) -> BipartiteGraph:
 
     Raises ``DatasetUnavailableError`` (naming the mirror variable) when the files cannot be had.
     """
-    import warnings
 
     from torch_geometric.datasets import MovieLens100K
-
-    from studylib.data.registry import resolve_details
 
     res = resolve_details("movielens-100k", download=download)
     with warnings.catch_warnings():
@@ -487,11 +490,6 @@ SYNTHETIC_PRESETS: dict[str, dict] = {
 
 
 def _fetch_paper_dataset(name: str, folder: Path) -> None:
-    import shutil
-    import zipfile
-
-    from studylib.data.registry import _fetch
-
     src = PAPER_DATASETS[name]
     raw = folder / "raw"
     if src.url.endswith(".zip"):
@@ -515,8 +513,6 @@ def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
 
     Raises ``DatasetUnavailableError`` naming the folders looked at and the URL.
     """
-    from studylib import paths
-    from studylib.data.registry import DatasetUnavailableError
 
     if name not in PAPER_DATASETS:
         raise ValueError(f"unknown recommender dataset {name!r}; known: {sorted(PAPER_DATASETS)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from studylib.data.hetero import EdgeType, HeteroGraph
@@ -174,7 +175,6 @@ def _relation_edges(rng: np.random.Generator, n_s: int, n_d: int, m: int, skew: 
 def _mean_operator(src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int):
     """Sparse ``[n_dst, n_src]`` matrix whose product with ``h`` averages ``h[src]`` over the edges
     into each destination (rows of destinations without edges are zero)."""
-    import scipy.sparse as sp
 
     deg = np.bincount(dst, minlength=n_dst).astype(np.float64)
     vals = 1.0 / deg[dst]

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from studylib import paths
 
@@ -121,7 +122,6 @@ def load_orig_nids(part_config: Path | str):
     path = Path(part_config).parent / "orig_nids.npy"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the partition was not made by studylib.distributed.partition")
-    import torch
 
     return torch.from_numpy(np.load(path))
 

@@ -323,6 +323,16 @@ def block_input_nodes(blocks) -> dict[str, Tensor]:
 # ----------------------------------------------------------------------------------------------
 
 
+
+def head_dim(hidden_dim: int, num_heads: int) -> int:
+    """Width of one attention head, ``hidden_dim // num_heads``: the heads of RGAT and HAN split the
+    hidden width (concatenated after aggregation). Raises ``ValueError`` naming both when
+    ``num_heads`` does not divide ``hidden_dim``."""
+    if num_heads <= 0 or hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads})")
+    return hidden_dim // num_heads
+
+
 class _DGLOps:
     """Graph queries and message-passing kernels on a DGL heterograph or block."""
 
@@ -497,9 +507,7 @@ class _RGATLayer(nn.Module):
 
     def __init__(self, in_dim, out_dim, relations, *, num_heads, last, dropout):
         super().__init__()
-        if out_dim % num_heads:
-            raise ValueError(f"hidden_dim ({out_dim}) must be divisible by num_heads ({num_heads})")
-        self.H, self.D = num_heads, out_dim // num_heads
+        self.H, self.D = num_heads, head_dim(out_dim, num_heads)
         keys = [_key(r) for r in relations]
         self.fc_src = nn.ModuleDict({k: nn.Linear(in_dim, out_dim, bias=False) for k in keys})
         self.fc_dst = nn.ModuleDict({k: nn.Linear(in_dim, out_dim, bias=False) for k in keys})
@@ -561,9 +569,7 @@ class _HANLayer(nn.Module):
 
     def __init__(self, in_dim, out_dim, relations, *, node_types, num_heads, last, dropout):
         super().__init__()
-        if out_dim % num_heads:
-            raise ValueError(f"hidden_dim ({out_dim}) must be divisible by num_heads ({num_heads})")
-        self.H, self.D = num_heads, out_dim // num_heads
+        self.H, self.D = num_heads, head_dim(out_dim, num_heads)
         self.proj = nn.ModuleDict({t: nn.Linear(in_dim, out_dim) for t in node_types})
         keys = [_key(r) for r in relations]
         self.lin_src = nn.ParameterDict({k: nn.Parameter(torch.empty(1, self.H, self.D)) for k in keys})
@@ -967,8 +973,7 @@ class _DGLRGATReference(ReferenceHGNN):
         from dgl.nn import GATConv, HeteroGraphConv
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         self.convs = nn.ModuleList(
             HeteroGraphConv({r: GATConv((h, h), h // H, H, allow_zero_in_degree=True) for r in self.relations},
                             aggregate="sum")
@@ -1051,8 +1056,7 @@ class _PyGRGATReference(ReferenceHGNN):
         from torch_geometric.nn import GATConv, HeteroConv
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         self.convs = nn.ModuleList(
             HeteroConv({r: GATConv((h, h), h // H, heads=H, add_self_loops=False) for r in self.relations},
                        aggr="sum")
@@ -1098,8 +1102,7 @@ class _PyGHANReference(ReferenceHGNN):
         from torch_geometric.nn import HANConv
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         meta = ([self.target], list(self.relations))
         self.convs = nn.ModuleList(HANConv(h, h, meta, heads=H) for _ in range(self.num_layers))
 

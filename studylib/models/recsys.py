@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studylib.timing import stage
+from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, phase, stage
 
 __all__ = [
     "MODELS",
@@ -539,7 +539,6 @@ class BatchSampler:
 def full_graph_step(model: _Recommender, g, batch, optimizer, num_users: int, reg: float = 1e-4) -> float:
     """One BPR step with full-graph propagation: forward over ``g`` for the batch's users, positive
     and negative items, BPR loss, backward, optimizer step. Returns the loss."""
-    from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, phase
 
     u, p, n = batch
     nodes = torch.cat([u, p + num_users, n + num_users])

@@ -3,8 +3,10 @@ returns a matplotlib figure (saved by the notebook through :func:`studylib.noteb
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from studylib.studies.distributed_caching.measure import (
     RUN_KEY,
@@ -42,8 +44,6 @@ def plot_breakdown(epochs: pd.DataFrame, params):
     """Stacked bars per main run: for every variant of the first model, the median epoch split into
     the regions on the critical path (left bar) and, for pipelined variants, the background
     thread's sampling and fetching that overlapped training (right bar, hatched)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     b = breakdown_table(epochs, params.warmup_epochs)
     b = _main_runs(b)
@@ -78,7 +78,6 @@ def plot_breakdown(epochs: pd.DataFrame, params):
 def plot_fraction(epochs: pd.DataFrame, params):
     """Speedup over plain DistDGL (median, IQR over epochs) and hit rate of the MassiveGNN buffer
     against the prefetch fraction, on the sweep run."""
-    import matplotlib.pyplot as plt
 
     s = _sweep_rows(speedup_summary(epochs, params.warmup_epochs), params)
     if not s.empty:
@@ -103,7 +102,6 @@ def plot_fraction(epochs: pd.DataFrame, params):
 def plot_sensitivity(epochs: pd.DataFrame, params):
     """Heat map of the speedup over plain DistDGL (median over epochs) for every (alpha, delta) of
     the sweep, the hit rate written under each value."""
-    import matplotlib.pyplot as plt
 
     s = _sweep_rows(speedup_summary(epochs, params.warmup_epochs), params)
     if not s.empty:
@@ -139,7 +137,6 @@ def plot_network(epochs: pd.DataFrame, links: pd.DataFrame | None, params):
     """Speedup over plain DistDGL (median, IQR over epochs) of the prefetch thread alone and of the
     MassiveGNN buffer on every network model of the sweep graph; the measured round trip and
     throughput of each emulated link under the axis."""
-    import matplotlib.pyplot as plt
 
     s = network_rows(speedup_summary(epochs, params.warmup_epochs), params)
     nets = _network_order(s["network"]) if not s.empty else []
@@ -200,7 +197,6 @@ def hit_rate_series(batches: pd.DataFrame, params) -> pd.DataFrame:
 def plot_hit_rate(batches: pd.DataFrame, params):
     """Hit rate over mini-batches of MassiveGNN with and without eviction, static and LRU (same
     memory budget), on the sweep run; dots mark MassiveGNN's eviction rounds that admitted nodes."""
-    import matplotlib.pyplot as plt
 
     h = hit_rate_series(batches, params)
     fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
@@ -234,7 +230,6 @@ def plot_remote_bytes(epochs: pd.DataFrame, params):
     """Per main run and variant of the first model: MB of remote feature rows pulled per epoch (all
     trainers, solid) and MB received by all machines' interfaces per epoch (hatched: features plus
     sampling RPCs, labels, gradient all-reduce)."""
-    import matplotlib.pyplot as plt
 
     s = _main_runs(speedup_summary(epochs, params.warmup_epochs), params)
     s = s[(s["model"] == params.models[0]) & s["variant"].isin(POLICY_ORDER)] if not s.empty else s

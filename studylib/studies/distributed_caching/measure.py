@@ -28,17 +28,32 @@ import json
 import math
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
+from studylib import machine, paths
+from studylib.data import DatasetUnavailableError, load_hetero
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.homogeneous import HomogeneousGraph
-
-NOTEBOOK = "02-distributed-caching"
-
+from studylib.data.hgnn_datasets import _no_outdated_check
+from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
+from studylib.distributed import (
+    ClusterError,
+    ClusterSpec,
+    namespaces_available,
+    partition,
+    partition_statistics,
+    run_cluster,
+    run_standalone,
+)
+from studylib.distributed.netem import network_model
+from studylib.results import ResultTable
+from studylib.studies.distributed_caching.params import NOTEBOOK
+from studylib.tables import ok_rows
 
 #: Label of the plain-DistDGL baseline variant (first model); other models prefix ``<model>:``.
 BASELINE = "distdgl"
@@ -67,7 +82,6 @@ def resplit(graph: HomogeneousGraph, split: tuple[float, float, float] = (0.6, 0
             eligible: torch.Tensor | None = None) -> HomogeneousGraph:
     """A copy of ``graph`` with a random train/val/test split in the given proportions over the
     ``eligible`` nodes (default all); raises ``ValueError`` for proportions outside (0, 1]."""
-    from dataclasses import replace
 
     if len(split) != 3 or min(split) <= 0 or sum(split) > 1 + 1e-9:
         raise ValueError(f"split must be three fractions > 0 with sum <= 1 (got {split})")
@@ -93,9 +107,6 @@ def dblp_paper_graph(feature_dim: int = 256, seed: int = 0) -> HomogeneousGraph:
 
     Raises what :func:`studylib.data.load_hetero` raises when the dataset cannot be had.
     """
-    import scipy.sparse as sp
-
-    from studylib.data import load_hetero
 
     het = load_hetero("dblp")
     n_p, n_a = het.num_nodes["paper"], het.num_nodes["author"]
@@ -130,9 +141,6 @@ def load_ogb_homogeneous(name: str, download: bool = True) -> HomogeneousGraph:
     (papers100M) get label 0 and stay out of every split. ogb's interactive prompts (large
     downloads, version updates) raise :class:`studylib.data.DatasetUnavailableError` instead of
     waiting; ``download=False`` refuses to download."""
-    from studylib import paths
-    from studylib.data import DatasetUnavailableError
-    from studylib.data.hgnn_datasets import _no_outdated_check
 
     if name not in ("ogbn-products", "ogbn-papers100M"):
         raise ValueError(f"unknown OGB graph {name!r}")
@@ -176,7 +184,6 @@ def load_graph(name: str, params) -> HomogeneousGraph:
     :func:`studylib.data.homogeneous.synthetic_homogeneous`), ``cora`` (Planetoid; random 60/20/20
     split unless ``real_split="standard"``), ``dblp`` (:func:`dblp_paper_graph`), ``ogbn-products``,
     ``ogbn-papers100M`` (:func:`load_ogb_homogeneous`)."""
-    from studylib.data.homogeneous import load_cora, synthetic_homogeneous
 
     if name == "synthetic":
         return synthetic_homogeneous(params.synthetic_nodes, params.synthetic_avg_degree, params.synthetic_feature_dim,
@@ -315,7 +322,6 @@ def trainer_device(params) -> tuple[str, str]:
     """(device for the trainers, note). ``auto`` picks CUDA only when DGL's CUDA build is
     installed (the package index's DGL wheel is CPU-only); ``cuda`` without it raises
     ``RuntimeError`` with the fix."""
-    from studylib import machine
 
     if params.device == "cpu" or not torch.cuda.is_available():
         if params.device == "cuda":
@@ -331,7 +337,6 @@ def trainer_device(params) -> tuple[str, str]:
 
 def cluster_mode() -> tuple[str, str]:
     """(``"netns"``, "") when this host can emulate a cluster, else (``"standalone"``, reason)."""
-    from studylib.distributed import namespaces_available
 
     ok, why = namespaces_available()
     return ("netns", "") if ok else ("standalone", why)
@@ -344,7 +349,6 @@ def execute_run(run: dict, graph: HomogeneousGraph, params, device: str, workdir
     maps ``epochs`` / ``batches`` / ``setup`` / ``accuracy`` / ``info`` to DataFrames carrying the
     run's key columns, and ``run info`` holds the network record, seconds and partition path.
     Raises :class:`studylib.distributed.ClusterError` when the cluster fails (everything torn down)."""
-    from studylib.distributed import ClusterSpec, partition, run_cluster, run_standalone
 
     name = graph_key(run["graph"], graph)
     parts = run["machines"] if mode == "netns" else 1
@@ -390,9 +394,6 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
     them. A run already in the ``epochs`` table (same parameters, same machine) is not run again.
     Without network namespaces (no root, no ``ip``), every graph runs once in DistDGL's standalone
     mode instead and the reason is printed and recorded (``cluster_mode``, ``fallback_reason``)."""
-    from studylib import paths
-    from studylib.distributed import ClusterError, partition, partition_statistics
-    from studylib.results import ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     pdict = params.model_dump()
@@ -453,10 +454,8 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
 
 
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame:
-    if df is None or df.empty:
-        return pd.DataFrame()
-    return df[df["status"] == "ok"] if "status" in df else df
-
+    """:func:`studylib.tables.ok_rows`, with an empty table for a missing one."""
+    return pd.DataFrame() if df is None or df.empty else ok_rows(df)
 
 def _baseline_label(model: str, first_model: str = "sage") -> str:
     return BASELINE if model == first_model else f"{model}:{BASELINE}"
@@ -587,8 +586,6 @@ def _default_massivegnn(d: pd.DataFrame, params) -> pd.DataFrame:
 
 
 def _network_order(names) -> list[str]:
-    from studylib.distributed.netem import network_model
-
     def key(n):
         m = network_model(n)
         return (m.latency_s, -(m.rate_bit_s or float("inf")))

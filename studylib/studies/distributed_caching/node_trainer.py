@@ -37,6 +37,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from studylib import timing
+from studylib.distributed.trainer_io import write_rank_rows
+from studylib.models.homogeneous import build_homogeneous_model
+from studylib.studies.distributed_caching.cache import make_cache
+
 #: Keys of one variant and their defaults.
 VARIANT_DEFAULTS = {"label": None, "model": "sage", "policy": "none", "pipeline": False, "fraction": 0.25,
                     "alpha": 0.5, "delta": 8, "eviction": True}
@@ -115,11 +125,6 @@ class _Trainer:
 
     def __init__(self, args: argparse.Namespace):
         import dgl
-        import numpy as np
-        import torch
-        import torch.distributed as dist
-
-        from studylib import timing
 
         self.args = args
         self.dgl, self.torch, self.dist, self.np, self.timing = dgl, torch, dist, np, timing
@@ -225,8 +230,6 @@ class _Trainer:
     def build(self, v: dict) -> dict:
         """Model, optimizer, loader and warmed cache of one variant; records a ``setup`` row."""
         torch = self.torch
-        from studylib.models.homogeneous import build_homogeneous_model
-        from studylib.studies.distributed_caching.cache import make_cache
 
         a = self.args
         model = build_homogeneous_model(v["model"], "dgl", self.F, a.hidden, self.num_classes, len(a.fanouts),
@@ -298,7 +301,6 @@ class _Trainer:
     def train_step(self, st: dict, b: _Batch) -> dict:
         """Forward (with the loss), backward, gradient all-reduce, Adam update; returns times and loss."""
         torch, dist = self.torch, self.dist
-        import torch.nn.functional as F
 
         model, opt = st["model"], st["opt"]
         model.train()
@@ -398,8 +400,6 @@ class _Trainer:
                           "test_accuracy": float(t[0]) / max(1, int(t[1])), "chance_accuracy": 1.0 / self.num_classes})
 
     def write(self) -> None:
-        from studylib.distributed.trainer_io import write_rank_rows
-
         write_rank_rows(self.rows, self.rank, {**self.network, "threads": self.threads, "device": self.device.type,
                                                "backend": self.backend, "world_size": self.world, "mode": self.mode})
 

@@ -3,6 +3,7 @@ returns a matplotlib figure (saved by the notebook through :func:`studylib.noteb
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -13,7 +14,6 @@ def plot_bandwidth(bandwidth: pd.DataFrame, reference: pd.DataFrame | None = Non
     """Bars: median GB/s (1e9 B/s) of each kernel per thread count, IQR whiskers over raw blocks;
     red marks: what ``sysbench memory`` read and write rates (medians, same thread count) give for
     the same traffic (:func:`reference_rate`), with the ratio torch / sysbench above each bar."""
-    import matplotlib.pyplot as plt
 
     threads = sorted(bandwidth["threads"].unique())
     kernels = [k for k in KERNELS if k in set(bandwidth["kernel"])]
@@ -42,7 +42,6 @@ def plot_bandwidth(bandwidth: pd.DataFrame, reference: pd.DataFrame | None = Non
 
 def plot_gemm(gemm: pd.DataFrame):
     """Median GFLOP/s of ``torch.mm`` vs matrix size, one line per dtype and thread count, IQR band."""
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for (dt, t), g in gemm.groupby(["dtype", "threads"]):
@@ -59,7 +58,6 @@ def plot_gemm(gemm: pd.DataFrame):
 
 def plot_transfer(transfer: pd.DataFrame):
     """Median GB/s of host-to-device and device-to-host copies, pinned vs pageable."""
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     q = transfer.groupby(["direction", "pinned"])["bytes_per_s"].median().unstack() / 1e9
@@ -73,7 +71,6 @@ def plot_transfer(transfer: pd.DataFrame):
 def plot_roofline(limits: MachineLimits):
     """The machine's roofline: attainable FLOP/s vs arithmetic intensity (FLOP/byte) for each
     measured GEMM dtype, with the ridge points marked (Williams et al., CACM 2009)."""
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ai = np.logspace(-3, 3, 200)

@@ -25,6 +25,7 @@ notebooks read through :func:`machine_limits` to draw rooflines and %-of-peak fi
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ import subprocess
 import pandas as pd
 import torch
 
-from studylib import machine, timing
+from studylib import machine, paths, timing
 from studylib.limits import (  # noqa: F401  (the limits of this machine live in the core: 03, 04 and 05 read them)
     EXTRA_WORDS,
     KERNELS,
@@ -43,9 +44,8 @@ from studylib.limits import (  # noqa: F401  (the limits of this machine live in
     machine_limits,
     stream_kernels,
 )
-
-NOTEBOOK = "00-hardware"
-
+from studylib.results import ResultTable
+from studylib.studies.hardware.params import NOTEBOOK
 
 #: Minimum bytes per STREAM array.
 MIN_ARRAY_BYTES = 128 * 2**20
@@ -84,7 +84,6 @@ def stream_array_bytes(requested_mib: float = 0.0, device: torch.device | str = 
 def resolve_threads(thread_counts: list[int]) -> list[int]:
     """Map thread counts (0 = every core available to this process) to distinct positive counts,
     in the given order."""
-    import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     out = []
@@ -331,7 +330,6 @@ def run_measurement(name: str, params, device: torch.device) -> pd.DataFrame:
     ``sysbench`` (empty when sysbench is not installed, ``params.sysbench`` is off, or the device is a
     GPU: sysbench measures host memory). On a GPU, CPU thread counts do not matter and each
     measurement runs once. ``ValueError`` for an unknown name."""
-    from studylib.results import ResultTable
 
     threads = resolve_threads(params.thread_counts)
     if device.type == "cuda":  # CPU threads do not change what a GPU kernel does: measure once
@@ -380,12 +378,9 @@ def run_measurement(name: str, params, device: torch.device) -> pd.DataFrame:
 def write_limits(params, device: torch.device, bandwidth, gemm, transfer) -> pd.DataFrame:
     """Derive the limits (:func:`summarize_limits`) from the raw tables of this run and write them to
     ``results/00-hardware/limits`` (replacing the limits of an earlier run with other parameters)."""
-    from studylib.results import ResultTable
 
     def ok(df):
         return df[df["status"] == "ok"] if df is not None and not df.empty and "status" in df else df
-
-    from studylib import paths
 
     rows = summarize_limits(ok(bandwidth), ok(gemm), ok(transfer), device.type)
     # derived, not measured: always rewritten from this run's raw tables, never resumed

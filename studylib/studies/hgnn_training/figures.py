@@ -3,10 +3,13 @@ returns a matplotlib figure (saved by the notebook through :func:`studylib.noteb
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from studylib import timing
+from studylib.plotting import STAGE_PALETTE
 from studylib.studies.hgnn_training.measure import (
     MINIBATCH_REGIONS,
     STEP_REGIONS,
@@ -33,9 +36,6 @@ def _label(df: pd.DataFrame) -> pd.Series:
 def plot_stage_shares(stage_times: pd.DataFrame):
     """Stacked bars: share of the median training step per region (:data:`STEP_REGIONS`), one
     panel per dataset, one bar per model x framework, the step time in ms written on each bar."""
-    import matplotlib.pyplot as plt
-
-    from studylib.plotting import STAGE_PALETTE
 
     summ = stage_summary(stage_times)
     summ = summ[summ["region"].isin(STEP_REGIONS)]
@@ -69,10 +69,6 @@ def plot_stage_shares(stage_times: pd.DataFrame):
 def plot_kernel_classes(kernels: pd.DataFrame):
     """Two rows of stacked bars from the profiler: share of the step per kernel class, and per
     stage with backward time attributed to its stage; one panel per dataset."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from studylib.plotting import STAGE_PALETTE
 
     datasets = list(dict.fromkeys(kernels["dataset"]))
     fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6.2), sharey="row", squeeze=False)
@@ -100,8 +96,6 @@ def plot_kernel_classes(kernels: pd.DataFrame):
 
 def plot_memory(stage_times: pd.DataFrame, device: str = "cpu"):
     """Grouped bars: peak memory of the forward and the backward pass per configuration."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
     m = memory_summary(stage_times)
     m["label"] = _label(m)
@@ -122,7 +116,6 @@ def plot_han_metapaths(han: pd.DataFrame):
     """Neighbor-aggregation time (forward, median per step, IQR bars) of HAN vs the number of
     metapaths and vs metapath length, one line per dataset and framework, with the metapath
     graphs' edge counts annotated."""
-    import matplotlib.pyplot as plt
 
     keys = ["dataset", "framework", "sweep", "num_metapaths", "metapath_length", "metapath_edges"]
     d = han[han["region"] == NEIGHBOR_AGGREGATION].groupby(keys + ["step"], as_index=False)["seconds"].sum()
@@ -153,9 +146,6 @@ def plot_han_metapaths(han: pd.DataFrame):
 def plot_minibatch(mb: pd.DataFrame):
     """Stacked bars: share of a step spent in sampling, data preparation, forward, backward and
     update, mini-batch vs full-batch, per model (one panel per dataset)."""
-    import matplotlib.pyplot as plt
-
-    from studylib.plotting import STAGE_PALETTE
 
     med = minibatch_summary(mb)
     datasets = list(pd.unique(mb["dataset"]))
@@ -182,7 +172,6 @@ def plot_minibatch(mb: pd.DataFrame):
 
 def plot_data_parallel(ddp: pd.DataFrame):
     """Three panels vs number of processes: epoch time, scaling efficiency, all-reduce share."""
-    import matplotlib.pyplot as plt
 
     s = data_parallel_summary(ddp)
     s["label"] = _label(s) + " · " + s["dataset"].str.upper()
@@ -207,7 +196,6 @@ def plot_data_parallel(ddp: pd.DataFrame):
 def plot_ratios(overhead: pd.DataFrame | None, reference: pd.DataFrame | None):
     """Two panels: step time with stage instrumentation / without (goal <= 1.05), and staged model
     / the frameworks' reference layers (goal <= 1.10); medians over alternated rounds, IQR bars."""
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=False)
     for ax, df, num, den, goal, title in (

@@ -12,18 +12,27 @@ All times are seconds of wall clock, read after synchronising the device (see
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from torch.utils import benchmark
 
 from studylib import timing
 from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
 from studylib.data.hgnn_graphs import han_metapaths, load_graph, metapath_edges
+from studylib.models import build_model, build_reference_model
+from studylib.results import ResultTable
+from studylib.studies.hgnn_training.params import NOTEBOOK, HgnnTrainingParams
 from studylib.timing import (
     BACKWARD,
     DATA_PREPARATION,
@@ -41,9 +50,6 @@ from studylib.timing import (
     stage,
     trim_heap,
 )
-
-NOTEBOOK = "01-hgnn-training"
-
 
 # DGL's data loader warns on every epoch that its CPU-affinity option is off; the option pins
 # sampler workers, which these measurements do not use (num_workers=0).
@@ -89,7 +95,6 @@ def build_setup(model_name: str, framework: str, graph: HeteroGraph, params, dev
     """Build the staged model (or, with ``reference=True``, the frameworks' own layers), its
     semantic graphs, inputs and Adam optimizer. Raises ``ValueError`` for an unknown model or
     framework and ``LookupError`` when no reference model exists for the pair."""
-    from studylib.models import build_model, build_reference_model
 
     kwargs = dict(hidden_dim=params.hidden_dim, num_layers=params.num_layers, num_heads=params.num_heads,
                   seed=params.seed)
@@ -151,7 +156,6 @@ def measure_stage_times(model_name: str, framework: str, dataset: str, graph: He
     """
     rows: list[dict] = []
     timer = StageTimer(device=device)
-    from studylib.models import build_model
 
     # the semantic graph build is a one-time cost of full-batch training: time it on its own
     extra = {"metapaths": han_metapaths(graph, params.han_max_metapath_edges)[0]} if model_name == "han" else {}
@@ -238,7 +242,6 @@ def measure_kernel_classes(model_name: str, framework: str, dataset: str, graph:
     """Profile ``params.profile_steps`` training steps with ``torch.profiler`` and attribute the
     self time of every op to (phase, stage, kernel class); rows ``{phase, stage, kernel_class,
     op, seconds}`` summed over the profiled steps and divided by their count (seconds per step)."""
-    from torch.profiler import ProfilerActivity, profile
 
     s = build_setup(model_name, framework, graph, params, device)
     for _ in range(max(1, params.warmup_steps)):
@@ -256,7 +259,6 @@ def measure_kernel_classes(model_name: str, framework: str, dataset: str, graph:
 def _blocked_times(fn, num_threads: int, min_run_time: float) -> list[float]:
     """Seconds per call of ``fn`` from ``torch.utils.benchmark.Timer.blocked_autorange``: the raw
     per-block means (each block runs ``number_per_run`` calls)."""
-    from torch.utils import benchmark
 
     m = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=num_threads).blocked_autorange(
         min_run_time=min_run_time)
@@ -471,9 +473,6 @@ def measure_minibatch(model_name: str, framework: str, dataset: str, graph: Hete
 def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str) -> None:
     """One data-parallel process: mini-batch training on its share of the training nodes, with a
     synchronous all-reduce of the flattened gradients after every backward (timed on its own)."""
-    import torch.distributed as dist
-
-    from studylib.params import HgnnTrainingParams
 
     params = HgnnTrainingParams(**cfg["params"])
     torch.set_num_threads(cfg["threads_per_process"])
@@ -536,8 +535,6 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str)
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -549,9 +546,6 @@ def measure_data_parallel(model_name: str, framework: str, dataset: str, world_s
     NCCL on GPUs), each with ``cores // world_size`` threads (at least 1). Rows per rank and step:
     ``{rank, step, region, seconds, batches_per_epoch, gradient_bytes, threads_per_process,
     backend}``. Raises ``RuntimeError`` when a process fails or runs past ``timeout_s``."""
-    import tempfile
-
-    import torch.multiprocessing as mp
 
     ok, why = minibatch_available(framework)
     if not ok:
@@ -688,7 +682,6 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     the table (same parameters, same machine) are not measured again. Raises ``ValueError`` for
     an unknown name.
     """
-    from studylib.results import ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     cfg = ["model", "framework", "dataset"]

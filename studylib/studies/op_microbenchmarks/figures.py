@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
 
 from studylib.studies.op_microbenchmarks import ops
 from studylib.studies.op_microbenchmarks.measure import _reference_slice, is_primary, ok_rows, ratio_table, summary
@@ -16,8 +18,6 @@ ROLE_COLORS = {ops.PYG: "#ff7f0e", ops.NATIVE: "#1f77b4"}
 
 
 def _grid(n: int, cols: int = 5, w: float = 3.0, h: float = 2.4):
-    import matplotlib.pyplot as plt
-
     rows = max(1, math.ceil(n / cols))
     cols = min(cols, max(1, n))
     # a fixed layout: the constrained layout of the suite's theme costs seconds per save with 20 panels
@@ -53,8 +53,6 @@ def plot_ratio_heatmap(times: pd.DataFrame):
     """Heat map of the PyG / native time ratio of the primary pair, operation x sparsity, at each
     operation's largest size and first reduce factor; cells annotated ``median [q1-q3]`` over the
     alternated rounds. Colour: log2 of the ratio (red: PyG slower, blue: PyG faster)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import TwoSlopeNorm
 
     r = _reference_slice(ratio_table(times))
     dts = sorted(r["dtype"].unique()) if not r.empty else ["float32"]
@@ -158,7 +156,6 @@ def plot_roofline(times: pd.DataFrame, limits=None):
     under the ceilings measured by ``00-hardware`` (Williams et al., CACM 2009). Right: achieved
     bandwidth (compulsory bytes / time) as a percentage of the measured STREAM peak, per operation
     and primary implementation (absolute GB/s when no limits were measured)."""
-    import matplotlib.pyplot as plt
 
     s = _reference_slice(summary(times, limits))
     s = s[s["sparsity"] == s.groupby("op")["sparsity"].transform("min")]

@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studylib import timing
+from studylib import tables, timing
+from studylib.results import ResultTable
 from studylib.studies.op_microbenchmarks import ops
-
-NOTEBOOK = "03-op-microbenchmarks"
-
+from studylib.studies.op_microbenchmarks.params import NOTEBOOK
 
 #: Columns that identify a configuration of table ``op_times``.
 CONFIG = ["op", "dtype", "size", "sparsity", "reduce_factor", "index_distribution"]
@@ -244,7 +243,6 @@ def run_measurement(name: str, params, device: torch.device, num_threads: int | 
     group, and a rerun with the same parameters measures only the groups that are missing). A
     configuration whose inputs do not fit is recorded with ``status="oom"`` and the sweep goes on.
     Raises ``ValueError`` for an unknown name."""
-    from studylib.results import ResultTable
 
     if name != "op_times":
         raise ValueError(f"unknown measurement {name!r} of {NOTEBOOK}")
@@ -279,12 +277,10 @@ def implementations_table(params, device: torch.device) -> pd.DataFrame:
 
 
 def ok_rows(times: pd.DataFrame) -> pd.DataFrame:
-    """Rows of successful timings only."""
+    """Rows of successful timings only (:func:`studylib.tables.ok_rows`, rows without a time dropped)."""
     if times is None or times.empty:
         return pd.DataFrame(columns=[*CONFIG, "impl", "role", "seconds"])
-    t = times[times["status"] == "ok"] if "status" in times else times
-    return t.dropna(subset=["seconds"])
-
+    return tables.ok_rows(times).dropna(subset=["seconds"])
 
 def primary_impls(times: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(op, role) -> the primary implementation among those measured: the first in registry order."""

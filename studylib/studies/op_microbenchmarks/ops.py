@@ -44,10 +44,13 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 #: Roles of an implementation.
 PYG = "pyg"
@@ -329,7 +332,6 @@ def available_memory_bytes(device: torch.device | str = "cpu") -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    import psutil
 
     return int(psutil.virtual_memory().available)
 
@@ -476,7 +478,6 @@ def _sparse_matrix(size, s, dtype, device, gen):
 
 def _csr(coo: torch.Tensor) -> torch.Tensor:
     """``coo.to_sparse_csr()`` without torch's one-time "CSR support is in beta" warning."""
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
@@ -1106,7 +1107,6 @@ def detect_backend(run: Callable, state, top: int = 6) -> dict:
     operator ran. A dispatch mode sees every operator that reaches the dispatcher, including those
     inside ``autograd.Function``s and tensor subclasses such as ``EdgeIndex``.
     """
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     seen: list[str] = []
 

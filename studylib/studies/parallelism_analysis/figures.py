@@ -3,9 +3,11 @@ returns a matplotlib figure (saved by the notebook through :func:`studylib.noteb
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from studylib.studies.parallelism_analysis import work_depth as analysis
 from studylib.studies.parallelism_analysis.measure import BUCKETS, FRAMEWORK_LABELS, MODEL_LABELS
@@ -26,8 +28,6 @@ def _model_colors() -> dict[str, str]:
 
 
 def _plain_log_ticks(ax, axis: str = "y") -> None:
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
-
     a = ax.yaxis if axis == "y" else ax.xaxis
     a.set_major_formatter(FormatStrFormatter("%g"))
     a.set_minor_formatter(NullFormatter())
@@ -39,7 +39,6 @@ def plot_predicted_vs_measured(summary: pd.DataFrame, fits: pd.DataFrame, roof: 
     ``t = c W`` with its R^2 in the legend. Right: measured / predicted time of that fit vs
     arithmetic intensity (flops per byte): where the work model fails (points far from 1), with
     the machine balance of ``00-hardware`` when known."""
-    import matplotlib.pyplot as plt
 
     colors = _model_colors()
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
@@ -93,7 +92,6 @@ def plot_work_split(predictions: pd.DataFrame, split: pd.DataFrame | None):
     the configurations, bars split by framework), with the predicted traffic split as hatched
     bars. Right: for the profiled configurations, measured time share per kernel bucket next to
     the predicted flop share of the same bucket."""
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.0), gridspec_kw={"width_ratios": [1, 1.4]})
     ax = axes[0]
@@ -148,7 +146,6 @@ def plot_communication(comm: pd.DataFrame, partitions: pd.DataFrame, measured: p
     aggregation widths, one panel per graph: vertex-centric halo exchange (solid) and edge-centric
     messages (dashed) for METIS and random partitions, the paper's every-edge O(mk) bound (dotted), DistDGL's own METIS
     halo count (crosses), and bytes measured by ``02-distributed-caching`` when present."""
-    import matplotlib.pyplot as plt
 
     c = comm[(comm["model"] == model) & (comm["layer"] > 0) & (comm["framework"] == "dgl")]
     graphs = list(dict.fromkeys(c["graph"]))
@@ -199,7 +196,6 @@ def plot_parallelism(predictions: pd.DataFrame, scaling: pd.DataFrame | None = N
     colour per model, grid graphs ordered by edges), with the machine's thread count as a line.
     Right: measured speedup with all threads vs 1 thread per model and framework, against the
     thread count (Brent: ``T_P <= W / P + D``, so ``W / D >> P`` predicts ``speedup ~ P``)."""
-    import matplotlib.pyplot as plt
 
     colors = _model_colors()
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.0), gridspec_kw={"width_ratios": [1.6, 1]})

@@ -22,20 +22,26 @@ import contextlib
 import io
 import json
 import os
+import tempfile
+import time
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.optimize import nnls
+from torch.profiler import ProfilerActivity, profile
+from torch.utils import benchmark
 
-from studylib import limits, timing
+from studylib import limits, machine, paths, results, timing
 from studylib.data import hgnn_graphs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
+from studylib.models.homogeneous import SELF_LOOP_MODELS, build_homogeneous_model
+from studylib.results import ResultTable
 from studylib.studies.parallelism_analysis import work_depth as analysis
-
-NOTEBOOK = "05-parallelism-analysis"
-
+from studylib.studies.parallelism_analysis.params import NOTEBOOK
+from studylib.tables import ok_rows  # noqa: F401  (the notebook filters its tables with it)
 
 MODEL_LABELS = {"gcn": "GCN", "sage": "GraphSAGE", "gin": "GIN", "gat": "GAT"}
 
@@ -117,7 +123,6 @@ def graph_rows(name: str, graph: HomogeneousGraph, params) -> list[dict]:
 
 def dgl_usable(device: torch.device) -> bool:
     """Whether DGL models can run on ``device`` (the package index's DGL wheel is CPU-only)."""
-    from studylib import machine
 
     return device.type == "cpu" or machine.dgl_has_cuda()
 
@@ -127,7 +132,6 @@ def build_training(model_name: str, framework: str, graph: HomogeneousGraph, hid
     """A model, its graph structure, inputs and an Adam optimizer on ``device``; returns
     ``(model, step)`` where ``step()`` runs one full-batch training step (forward on all vertices,
     cross-entropy on the training vertices, backward, Adam update, gradients cleared)."""
-    from studylib.models.homogeneous import build_homogeneous_model
 
     model = build_homogeneous_model(model_name, framework, graph.feature_dim, hidden, graph.num_classes, num_layers,
                                     num_heads=params.num_heads, gin_mlp_layers=params.gin_mlp_layers,
@@ -159,9 +163,6 @@ def time_steps(step, threads: int, warmup: int, repeat: int, device: torch.devic
     more for sub-millisecond steps); its mean is one raw sample. Returns ``(samples,
     number_per_run)``.
     """
-    import time
-
-    from torch.utils import benchmark
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -260,7 +261,6 @@ def measure_kernel_profile(graph_name: str, model_name: str, framework: str, num
     """Profile ``params.profile_steps`` training steps (``torch.profiler``) and attribute every
     op's self time to a kernel class (:func:`studylib.timing.kernel_class_breakdown`) and a
     bucket of :data:`BUCKETS`. Rows ``{kernel_class, bucket, op, seconds}`` (seconds per step)."""
-    from torch.profiler import ProfilerActivity, profile
 
     hidden = hidden_dim_for(graph_name, graph, params)
     _, step = build_training(model_name, framework, graph, hidden, num_layers, params, device)
@@ -286,11 +286,8 @@ def measure_minibatch(graph_name: str, model_name: str, graph: HomogeneousGraph,
     backward, Adam) and the measured block shapes ``block_shapes`` (JSON: per layer
     ``[n_src, n_dst, m, max_in_degree]``, first layer first). GCN and GAT sample from the graph
     with self-loops, as their full-batch models aggregate over it."""
-    import time
 
     import dgl
-
-    from studylib.models.homogeneous import SELF_LOOP_MODELS, build_homogeneous_model
 
     L = len(params.fanouts)
     hidden = hidden_dim_for(graph_name, graph, params)
@@ -334,7 +331,6 @@ def minibatch_predictions(mb: pd.DataFrame, graphs: GraphCache, params) -> pd.Da
     of :func:`studylib.studies.parallelism_analysis.work_depth.expected_minibatch_shapes` from the graph's measured in-degrees
     (edges and source vertices per layer, measured vs expected)."""
     rows = []
-    from studylib.models.homogeneous import SELF_LOOP_MODELS
 
     for _, r in mb.iterrows():
         g = graphs[r["graph"]]
@@ -379,7 +375,6 @@ def dgl_partition_halo(graph: HomogeneousGraph, num_parts: int) -> tuple[np.ndar
     DistDGL does) into a temporary folder and read back each partition's halo vertex count (the
     non-inner vertices DistDGL stores and fetches) and the vertex -> partition assignment it chose.
     Returns ``(halo_per_partition [P], assignment [n])``."""
-    import tempfile
 
     import dgl
 
@@ -454,7 +449,6 @@ def read_measured_communication() -> tuple[pd.DataFrame | None, str]:
     ``remote_bytes_per_epoch`` (summed over trainers, median over epochs); ``(None, reason)``
     when there is nothing to read.
     """
-    from studylib import results
 
     folder = results.paths.results_dir("02-distributed-caching")
     if not folder.is_dir():
@@ -522,7 +516,6 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     backward + update). Returns ``(None, reason)`` when 01 has not run or its graphs cannot be
     loaded.
     """
-    from studylib import paths, results
 
     st = results.read_table("01-hgnn-training", "stage_times")
     if st is None or st.empty:
@@ -568,13 +561,6 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     return pd.DataFrame(rows), note
 
 
-def ok_rows(df: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The rows of a measurement table whose ``status`` is ``ok`` (all rows when it has none)."""
-    if df is None or "status" not in df:
-        return df
-    return df[df["status"] == "ok"]
-
-
 def step_summary(step_times: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Per configuration: median, quartiles and IQR of the measured step seconds
     (:func:`studylib.timing.summarize`) joined with its predictions (every configuration kept)."""
@@ -602,7 +588,6 @@ def r2_log(measured, predicted) -> float:
 
 def _nnls_relative(X: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Non-negative least squares of ``X b ~ t`` in relative error (rows divided by ``t``)."""
-    from scipy.optimize import nnls
 
     coef, _ = nnls(X / t[:, None], np.ones_like(t))
     return coef
@@ -722,7 +707,6 @@ def _computed_table(name: str, config_columns: list[str], params, rows_for) -> p
     """Write computed (not measured) rows through :class:`studylib.results.ResultTable`
     (atomic files, JSON provenance sidecar); configurations already there with the same
     parameters are kept. ``rows_for()`` returns all rows; only the missing ones are added."""
-    from studylib.results import ResultTable
 
     table = ResultTable(NOTEBOOK, name, config_columns, params.model_dump())
     rows = rows_for()
@@ -748,7 +732,6 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     """Run (or resume) one measurement into ``results/05-parallelism-analysis/<name>`` and return
     the table. ``name``: ``graphs``, ``step_times``, ``kernel_profile``, ``thread_scaling``,
     ``minibatch``, ``partitions``. Raises ``ValueError`` for an unknown name."""
-    from studylib.results import ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     threads = torch.get_num_threads()

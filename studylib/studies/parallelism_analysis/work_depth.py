@@ -70,6 +70,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 FLOAT_BYTES = 4
 INDEX_BYTES = 8
@@ -722,7 +724,6 @@ class StepCost:
 
     def kernel_frame(self):
         """The kernels as a DataFrame (one row each, forward and backward costs)."""
-        import pandas as pd
 
         return pd.DataFrame([asdict(k) for k in self.kernels])
 
@@ -958,7 +959,6 @@ def hetero_statistics(graph, metapaths: dict | None = None) -> HeteroStats:
     ``metapaths`` (name -> list of edge types) is given, the metapath-reachable graphs of the
     target type (distinct (start, end) pairs, as DGL's ``metapath_reachable_graph`` and PyG's
     ``AddMetaPaths`` build them; counted with scipy sparse products)."""
-    import scipy.sparse as sp
 
     rels = []
     if metapaths is None:

@@ -3,12 +3,16 @@ returns a matplotlib figure (saved by the notebook through :func:`studylib.noteb
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from studylib import timing
 from studylib.data.recsys import SYNTHETIC_PRESETS
-from studylib.studies.recsys_memory_tiers.measure import REGIONS, _ok, footprint_fit, predicted_footprint_bytes
+from studylib.studies.recsys_memory_tiers.measure import REGIONS, footprint_fit, predicted_footprint_bytes
+from studylib.studies.recsys_memory_tiers.memory_tiers import TIER_LABELS
+from studylib.tables import ok_rows
 
 REGION_COLORS = {"sampling": "#e377c2", "fetch": "#bcbd22", "forward": "#1f77b4", "backward": "#9467bd",
                  "communication": "#17becf", "update": "#ff7f0e"}
@@ -31,7 +35,6 @@ def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int):
     """Grouped bars: epoch time per layer count (top row, width ``base_dim``) and per embedding
     width (bottom row, ``base_layers`` layers), bars for 1, 2 and 4 machines; one column per model
     (first dataset). Error bars: epoch time from the step quartiles."""
-    import matplotlib.pyplot as plt
 
     ds = epochs["dataset"].iloc[0]
     e = epochs[epochs["dataset"] == ds]
@@ -64,7 +67,6 @@ def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int):
 def plot_breakdown(epochs: pd.DataFrame, base_dim: int):
     """Stacked bars: the median step split into :data:`REGIONS` x steps per epoch (seconds per
     epoch), per layer count and machine count; one panel per model (width ``base_dim``)."""
-    import matplotlib.pyplot as plt
 
     ds = epochs["dataset"].iloc[0]
     e = epochs[(epochs["dataset"] == ds) & (epochs["dim"] == base_dim)]
@@ -90,7 +92,6 @@ def plot_breakdown(epochs: pd.DataFrame, base_dim: int):
 def plot_redundancy(redund: pd.DataFrame):
     """Redundancy of subgraph training vs the number of layers: node (left) and edge (right)
     redundancy of the input-side layer, one line per source (local sampler, each cluster size)."""
-    import matplotlib.pyplot as plt
 
     r = redund[redund["layer"] == 1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -111,9 +112,6 @@ def plot_tiers(tier_epochs: pd.DataFrame, bandwidth: pd.DataFrame, status: pd.Da
     """Left: measured bandwidth per tier and kernel (log scale). Right: slowdown of a training step
     vs DRAM per tier against the tier's measured gather bandwidth (hot/cold: its hit rate written
     beside). Tiers that could not run are listed with their reasons."""
-    import matplotlib.pyplot as plt
-
-    from studylib.studies.recsys_memory_tiers.memory_tiers import TIER_LABELS
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     ax = axes[0]
@@ -168,8 +166,6 @@ def plot_tiers(tier_epochs: pd.DataFrame, bandwidth: pd.DataFrame, status: pd.Da
 def plot_tier_kernels(kern: pd.DataFrame):
     """Stacked bars: profiled seconds per step by kernel class per tier; one panel per dataset and
     model."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
     groups = list(kern.groupby(["dataset", "model"]))
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
@@ -193,9 +189,8 @@ def plot_footprint(foot: pd.DataFrame, paper: pd.DataFrame, dram_bytes: int):
     """Peak memory of full-graph training vs interactions: measured points of the synthetic sweep,
     the calibrated tensor-count model as lines (extrapolated), the paper's datasets at their sizes,
     and this machine's DRAM as a horizontal line."""
-    import matplotlib.pyplot as plt
 
-    f = _ok(foot)
+    f = ok_rows(foot)
     cal = footprint_fit(f).set_index("model")["calibration"]
     fig, ax = plt.subplots(figsize=(8, 4.6))
     colors = {"lightgcn": "#1f77b4", "ngcf": "#d62728"}

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from studylib import timing
-from studylib.studies.recsys_memory_tiers.measure import _ok, footprint_fit, speedup_table
+from studylib.studies.recsys_memory_tiers.measure import footprint_fit, speedup_table
+from studylib.tables import ok_rows
 
 FINDINGS = (
     "Full-graph training of GNN recommenders at the paper's scale needs more memory than a server's DRAM",
@@ -39,7 +40,7 @@ def evaluate_findings(epochs: pd.DataFrame | None, redund: pd.DataFrame | None, 
 
     # F1 memory footprint
     if foot is not None and not foot.empty and paper is not None and not paper.empty:
-        f = _ok(foot)
+        f = ok_rows(foot)
         measured_over = int((f["footprint_bytes"] > dram_bytes).sum())
         oom = int((foot.get("status", pd.Series(dtype=str)) == "oom").sum())
         over = paper[paper["calibrated_bytes"] > dram_bytes]

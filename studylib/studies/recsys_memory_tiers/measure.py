@@ -31,17 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import torch
 
-from studylib import timing
+from studylib import distributed, timing
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys
+from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys, synthetic_like
 from studylib.models import recsys as rm
+from studylib.results import ResultTable
+from studylib.studies.recsys_memory_tiers import memory_tiers as mt
+from studylib.studies.recsys_memory_tiers.params import NOTEBOOK
 from studylib.studies.recsys_memory_tiers.tier_worker import _log, _regions_from_timer, weighted_dgl
+from studylib.tables import ok_rows
 from studylib.timing import SAMPLING, STEP_TOTAL, StageTimer, stage
-
-NOTEBOOK = "04-recsys-memory-tiers"
-
 
 warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
 
@@ -188,7 +190,6 @@ def partition_graph(graph: BipartiteGraph, num_parts: int, name: str, cache_dir:
     data the trainer needs (``deg``, ``is_item``) and the edge mask ``user_to_item`` of the seed
     edges; ``feat``/``label``/``train_mask`` are the launcher's required placeholders (the
     embeddings are a DistEmbedding). Returns the partition JSON."""
-    from studylib import distributed
 
     dg = graph.to_dgl()
     n = dg.num_nodes()
@@ -215,7 +216,6 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
     all trainers together (sums over ranks / the union of their distinct ids). Raises
     ``ClusterError`` / ``ClusterUnavailableError`` from the launcher.
     """
-    from studylib import distributed
 
     graph = graphs[dataset]
     name = _graph_name(dataset)
@@ -253,7 +253,6 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
 def _merge_redundancy(out_dir: Path, configs: list[dict]) -> list[dict]:
     """Redundancy of all trainers together: per configuration and layer, the summed counts over
     ranks divided by the size of the union of their distinct node / edge ids."""
-    import pandas as pd
 
     frames = [pd.read_parquet(f) for f in sorted(Path(out_dir).glob("rank*.parquet"))]
     df = pd.concat(frames, ignore_index=True)
@@ -280,7 +279,6 @@ def _merge_redundancy(out_dir: Path, configs: list[dict]) -> list[dict]:
 def _run_tier_worker(job: dict, workdir: Path, timeout_s: float, numa=None) -> list[dict]:
     """Run the worker; when it dies in a unit (e.g. killed for memory), record that unit as failed
     with the reason and run a new worker for the units left. Returns every row."""
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     rows, skip = [], list(job.get("skip", []))
     for _ in range(len(job["configs"]) * len(job["tiers"]) + len(job["tiers"]) + 1):
@@ -311,7 +309,6 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
     available here. Returns ``(rows, status_rows)``: the worker's rows, and one row per requested
     tier saying whether it ran and, if not, why (:func:`studylib.studies.recsys_memory_tiers.memory_tiers.tier_status`).
     Raises ``RuntimeError`` when the worker fails."""
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     base = Path(workdir or params.tier_workdir or tempfile.gettempdir())
     statuses = mt.tier_status(params.tiers, base)
@@ -385,7 +382,6 @@ def measure_footprint(preset: str, scale: float, model_name: str, params, device
     ``scale``: build the graph, the model and Adam, run ``max(1, warmup_steps) + 1`` steps, and
     record the process's peak resident set size above its size before (bytes). One row:
     ``{num_users, num_items, num_nodes, num_train, footprint_bytes, predicted_bytes}``."""
-    from studylib.data.recsys import synthetic_like
 
     graph = synthetic_like(preset, scale, seed=params.seed)
     timing.trim_heap()
@@ -421,7 +417,6 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     (resumable per configuration) or ``tiers`` / ``tier_status`` (one worker run, re-measured
     unless the table already holds every configuration). Raises ``ValueError`` for other names.
     """
-    from studylib.results import ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     pdict = params.model_dump()
@@ -472,21 +467,14 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
 
 def machine_dram_bytes() -> int:
     """This machine's physical memory (bytes)."""
-    import psutil
 
     return int(psutil.virtual_memory().total)
-
-
-def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
-    if df is None or df.empty:
-        return df
-    return df[df["status"] == "ok"] if "status" in df else df
 
 
 def single_summary(single: pd.DataFrame) -> pd.DataFrame:
     """Per configuration (dataset, model, layers, dim) and region: the median seconds per step and
     the epoch time (median step x steps per epoch); machines = 1."""
-    s = _ok(single)
+    s = ok_rows(single)
     s = s[s["kind"] == "step"]
     keys = ["dataset", "model", "num_layers", "dim"]
     med = s.groupby(keys + ["region"], as_index=False).agg(seconds=("seconds", "median"),
@@ -501,7 +489,7 @@ def distributed_summary(dist: pd.DataFrame) -> pd.DataFrame:
     """Per configuration, machine count and region: per step the slowest trainer (max over ranks),
     then the median over steps; ``steps_per_epoch`` per trainer (each trainer runs its own share
     of the seed edges, in parallel)."""
-    d = _ok(dist)
+    d = ok_rows(dist)
     d = d[d["kind"] == "step"]
     keys = ["dataset", "model", "num_layers", "dim", "num_machines"]
     per = d.groupby(keys + ["region", "step"], as_index=False).agg(seconds=("seconds", "max"),
@@ -555,14 +543,14 @@ def memory_summary(single: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd
     that maps it, so the total is an upper bound)."""
     rows = []
     if single is not None and not single.empty:
-        s = _ok(single)
+        s = ok_rows(single)
         m = s[s["kind"] == "memory"]
         for _, r in m.iterrows():
             rows.append({"dataset": r["dataset"], "model": r["model"], "num_layers": int(r["num_layers"]),
                          "dim": int(r["dim"]), "num_machines": 1, "processes": 1,
                          "max_process_peak_bytes": r["peak_rss_bytes"], "total_peak_bytes": r["peak_rss_bytes"]})
     if dist is not None and not dist.empty and (dist["kind"] == "memory").any():
-        d = _ok(dist)
+        d = ok_rows(dist)
         m = d[d["kind"] == "memory"]
         for (ds, nm, pas), g in m.groupby(["dataset", "num_machines", "pass"]):
             rows.append({"dataset": ds, "model": "(all, one run)", "num_layers": -1, "dim": -1,
@@ -577,11 +565,11 @@ def redundancy_table(red: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd.
     whole batch) and each cluster size (all trainers merged)."""
     parts = []
     if red is not None and not red.empty:
-        r = _ok(red).copy()
+        r = ok_rows(red).copy()
         r["source"] = "1 process (local sampler)"
         parts.append(r)
     if dist is not None and not dist.empty and (dist["kind"] == "redundancy_merged").any():
-        d = _ok(dist)
+        d = ok_rows(dist)
         d = d[d["kind"] == "redundancy_merged"].copy()
         d = d.sort_values("model").drop_duplicates(["dataset", "num_machines", "num_layers", "layer"])
         d["source"] = d["num_machines"].astype(int).astype(str) + " machines (DistDGL, merged)"
@@ -600,7 +588,7 @@ def tier_epoch_table(tiers: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, model and tier: median step and epoch time, slowdown vs DRAM, storage traffic
     per step, cgroup limit, hit rate, and the tier's measured bandwidths (read, write, gather; median
     over blocks)."""
-    t = _ok(tiers)
+    t = ok_rows(tiers)
     steps = t[(t["kind"] == "step") & (t["region"] == STEP_TOTAL)]
     keys = ["dataset", "model", "tier"]
     out = steps.groupby(keys).agg(step_s=("seconds", "median"), steps_per_epoch=("steps_per_epoch", "max"),
@@ -624,7 +612,7 @@ def tier_epoch_table(tiers: pd.DataFrame) -> pd.DataFrame:
 
 def tier_bandwidth_table(tiers: pd.DataFrame) -> pd.DataFrame:
     """Median bandwidth (bytes/s) and IQR per tier and kernel (read, write, copy, gather)."""
-    t = _ok(tiers)
+    t = ok_rows(tiers)
     b = t[t["kind"] == "bandwidth"]
     if b.empty:
         return pd.DataFrame()
@@ -635,7 +623,7 @@ def tier_bandwidth_table(tiers: pd.DataFrame) -> pd.DataFrame:
 
 def tier_kernel_table(tiers: pd.DataFrame) -> pd.DataFrame:
     """Seconds per profiled step and share per dataset, model, tier and kernel class."""
-    t = _ok(tiers)
+    t = ok_rows(tiers)
     k = t[t["kind"] == "kernels"]
     if k.empty:
         return pd.DataFrame()
@@ -647,7 +635,7 @@ def tier_kernel_table(tiers: pd.DataFrame) -> pd.DataFrame:
 def footprint_fit(foot: pd.DataFrame) -> pd.DataFrame:
     """Per model: the median ratio of measured to predicted footprint (the calibration of
     :func:`predicted_footprint_bytes`) over the sweep's points, with its range."""
-    f = _ok(foot)
+    f = ok_rows(foot)
     f = f.assign(ratio=f["footprint_bytes"] / f["predicted_bytes"])
     return f.groupby("model")["ratio"].agg(["median", "min", "max", "size"]).rename(
         columns={"median": "calibration", "size": "points"}).reset_index()

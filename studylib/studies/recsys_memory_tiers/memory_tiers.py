@@ -48,19 +48,27 @@ import atexit
 import contextlib
 import ctypes
 import json
+import mmap
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import psutil
 import torch
+
+from studylib import timing
+from studylib.limits import stream_kernels
+from studylib.models.recsys import DenseTable, SplitTable
 
 __all__ = [
     "CGROUP_PREFIX",
@@ -250,7 +258,6 @@ def tier_status(tiers=TIERS, workdir: Path | str | None = None) -> list[TierStat
     is skipped. ``workdir`` is where tier files would live (default: the system temp folder); a
     page cache on tmpfs cannot be evicted without swap, so file tiers there are refused.
     Raises ``ValueError`` for an unknown tier name."""
-    import tempfile
 
     bad = [t for t in tiers if t not in TIERS]
     if bad:
@@ -511,7 +518,6 @@ def prefault_heap(nbytes: int, block: int = 16 * 2**20) -> int:
     up first), then freed together. Under :data:`WORKER_MALLOC_ENV` glibc keeps the freed space,
     so later allocations reuse pages already charged to the current cgroup instead of faulting in
     new ones inside a cgroup joined afterwards. Returns the bytes the resident set grew by."""
-    import psutil
 
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
@@ -550,7 +556,6 @@ def is_file_backed(t: torch.Tensor, path: Path | str | None = None) -> bool:
 def resident_fraction(path: Path | str) -> float:
     """Share of ``path``'s pages that are in the page cache now (``mincore`` over a fresh read-only
     mapping); NaN for an empty file or where ``mincore`` is unavailable."""
-    import mmap
 
     size = os.path.getsize(path)
     if size == 0:
@@ -595,7 +600,6 @@ def place_table(init: torch.Tensor, tier: str, workdir: Path | str, *, hot_ids: 
     others in a file tensor (a :class:`SplitTable`). Raises ``ValueError`` for an unknown tier or a
     missing ``hot_ids``.
     """
-    from studylib.models.recsys import DenseTable, SplitTable
 
     workdir = Path(workdir)
     if tier in ("dram", "numa_remote"):
@@ -658,8 +662,6 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
     (:class:`IOCounter`). Returns rows ``{kernel, round, block, seconds, bytes, bytes_per_s,
     array_bytes, threads, number_per_run, storage_read_bytes_per_call}``.
     """
-    from studylib import timing
-    from studylib.limits import stream_kernels
 
     table = a.view(-1, dim)
     kernels = {k: (fn, words * a.numel() * a.element_size())
@@ -792,8 +794,6 @@ class WorkerError(RuntimeError):
 
 
 def _collect(workdir: Path) -> list[dict]:
-    import pandas as pd
-
     rows = []
     for f in sorted(workdir.glob("part-*.parquet")):
         rows.extend(pd.read_parquet(f).to_dict("records"))
@@ -811,8 +811,6 @@ class PartWriter:
         (self.workdir / "current.txt").write_text(unit)
 
     def done(self, unit: str, rows: list[dict]) -> None:
-        import pandas as pd
-
         df = pd.DataFrame([{**r, "unit": unit} for r in rows] or [{"unit": unit, "kind": "empty"}])
         tmp = self.workdir / f".part-{self.n:04d}.tmp"
         df.to_parquet(tmp, index=False)

@@ -37,6 +37,21 @@ import os
 import sys
 import time
 
+import torch
+import torch.distributed as dist
+
+from studylib.distributed.trainer_io import write_rank_rows
+from studylib.models.recsys import (
+    DenseTable,
+    ItemNegativeSampler,
+    RedundancyCounter,
+    block_bpr_loss,
+    build_recommender,
+    edge_weights,
+    normal_init,
+)
+from studylib.timing import StageTimer, stage
+
 REGIONS = ("sampling", "fetch", "forward", "backward", "communication", "update")
 
 
@@ -108,8 +123,6 @@ def _iface_bytes(iface: str) -> int:
 class _Trainer:
     def __init__(self, args: argparse.Namespace):
         import dgl
-        import torch
-        import torch.distributed as dist
 
         self.args, self.dgl, self.torch, self.dist = args, dgl, torch, dist
         self.mode = os.environ.get("STUDYLIB_CLUSTER_MODE", "netns")
@@ -143,8 +156,6 @@ class _Trainer:
         return int(t.item())
 
     def _loader(self, num_layers: int, seed: int):
-        from studylib.models.recsys import ItemNegativeSampler
-
         dgl = self.dgl
         sampler = dgl.dataloading.NeighborSampler([self.args.fanout] * num_layers)
         local_bs = max(1, self.args.batch_size // self.world)
@@ -154,7 +165,6 @@ class _Trainer:
 
     def _fetch(self, emb, input_nodes, blocks):
         """Pull the input nodes' embeddings and every block's node degrees (edge weights)."""
-        from studylib.models.recsys import edge_weights
 
         x = emb(input_nodes)
         for b in blocks:
@@ -167,9 +177,6 @@ class _Trainer:
 
     def run_config(self, cfg: dict, index: int) -> None:
         import torch.nn.functional  # noqa: F401
-
-        from studylib.models.recsys import DenseTable, RedundancyCounter, block_bpr_loss, build_recommender, normal_init
-        from studylib.timing import StageTimer, stage
 
         torch, dgl, dist, args = self.torch, self.dgl, self.dist, self.args
         model_name, L, d = cfg["model"], int(cfg["num_layers"]), int(cfg["dim"])
@@ -264,8 +271,6 @@ class _Trainer:
                               "rss_shmem_bytes": _status_kb(pid, "RssShmem")})
 
     def write(self) -> None:
-        from studylib.distributed.trainer_io import write_rank_rows
-
         write_rank_rows(self.rows, self.rank, {**self.network, "threads": self.threads, "world_size": self.world,
                                                "mode": self.mode})
 

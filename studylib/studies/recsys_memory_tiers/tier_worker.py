@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from studylib import timing
 from studylib.data.recsys import BipartiteGraph
@@ -56,7 +58,6 @@ def tier_worker(job: dict, cg, out) -> None:
     are then not in the job); ``out`` a :class:`studylib.studies.recsys_memory_tiers.memory_tiers.PartWriter` that receives the
     rows (``kind`` ``bandwidth``, ``step``, ``io``, ``kernels``, ``tier_info``) unit by unit. Units
     named in ``job["skip"]`` are left out (a rerun after a failed unit)."""
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 
     torch.manual_seed(job["seed"])
     pid = os.getpid()
@@ -140,16 +141,10 @@ def tier_unit(cfg: dict, tier: str) -> str:
 
 
 def _log(msg: str) -> None:
-    import sys
-
     print(f"[tier worker {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> list[dict]:
-    from torch.profiler import ProfilerActivity, profile
-
-    from studylib.studies.recsys_memory_tiers import memory_tiers as mt
-
     _log(f"{cfg} tier {tier}: start")
 
     model_name, L, d = cfg["model"], int(cfg["num_layers"]), int(cfg["dim"])
@@ -158,7 +153,6 @@ def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> li
     tdir = Path(job["workdir"]) / f"{cfg['dataset']}-{model_name}-{tier}"
     rows = []
     base = {"dataset": cfg["dataset"], "model": model_name, "num_layers": L, "dim": d, "tier": tier}
-    import psutil
 
     rss0 = psutil.Process().memory_info().rss
     # the tier files are written and evicted before the process joins the cgroup (see tier_worker)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from studylib import data, timing
-from studylib.params import HgnnTrainingParams
+from studylib.studies.hgnn_training.params import HgnnTrainingParams
 from studylib.studies.hgnn_training import measure as hgnn
 from studylib.studies.hgnn_training.findings import evaluate_findings
 

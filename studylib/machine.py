@@ -128,7 +128,7 @@ def dgl_has_cuda() -> bool:
     if not torch.cuda.is_available():
         return False
     try:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         dgl.graph(([0], [0])).to("cuda")
         return True

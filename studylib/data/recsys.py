@@ -160,7 +160,7 @@ class BipartiteGraph:
         """The homogeneous DGL graph of :meth:`homogeneous_edges` with node data ``deg`` (float32
         degree, at least 1) and ``is_item`` (bool), and edge data ``user_to_item`` (bool: the
         first ``E_train`` edges)."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         src, dst = self.homogeneous_edges()
         g = dgl.graph((src, dst), num_nodes=self.num_nodes)
@@ -431,7 +431,7 @@ def load_movielens_100k(download: bool = False) -> BipartiteGraph:
     Raises ``DatasetUnavailableError`` (naming the mirror variable) when the files cannot be had.
     """
 
-    from torch_geometric.datasets import MovieLens100K
+    from torch_geometric.datasets import MovieLens100K  # lazy: PyG's import is heavy and loads its optional extensions
 
     res = resolve_details("movielens-100k", download=download)
     with warnings.catch_warnings():

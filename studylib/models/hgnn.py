@@ -175,7 +175,7 @@ def build_dgl_relation_graph(graph: HeteroGraph, edge_types: Sequence[EdgeType] 
 
     Raises ``RuntimeError`` for a CUDA device with a CPU-only DGL build (naming the fix).
     """
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     ets = list(graph.edge_types if edge_types is None else edge_types)
     g = dgl.heterograph({et: graph.edges[et] for et in ets}, num_nodes_dict=dict(graph.num_nodes))
@@ -187,7 +187,7 @@ def build_dgl_metapath_graph(graph: HeteroGraph, metapaths: dict[str, list[EdgeT
     """DGL heterograph with one edge type ``(target, name, target)`` per metapath: ``u -> v`` iff a
     path of the metapath's relations leads from ``u`` to ``v`` (duplicates dropped, self-loops
     kept), built with ``dgl.metapath_reachable_graph``; formats created, moved to ``device``."""
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     _validate_metapaths(graph, metapaths)
     used = sorted({et for path in metapaths.values() for et in path})
@@ -206,7 +206,7 @@ def _dst_sorted(graph: HeteroGraph, et: EdgeType) -> Tensor:
     """``[2, E]`` edge index of relation ``et`` sorted by destination, then source (duplicate edges
     kept). Destination order makes PyG's scatter to destinations several times faster on CPU
     (sequential writes) than the loaders' order."""
-    from torch_geometric.utils import sort_edge_index
+    from torch_geometric.utils import sort_edge_index  # lazy: PyG's import is heavy and loads its optional extensions
 
     s, d = graph.edges[et]
     n = max(graph.num_nodes[et[0]], graph.num_nodes[et[2]])
@@ -226,9 +226,9 @@ def build_pyg_metapath_graph(graph: HeteroGraph, metapaths: dict[str, list[EdgeT
     composed with PyG's ``AddMetaPaths`` (sparse adjacency products through ``EdgeIndex``,
     no torch_sparse needed), coalesced: duplicates dropped (as ``dgl.metapath_reachable_graph``
     does), sorted by destination then source."""
-    from torch_geometric.data import HeteroData
-    from torch_geometric.transforms import AddMetaPaths
-    from torch_geometric.utils import coalesce
+    from torch_geometric.data import HeteroData  # lazy: PyG's import is heavy and loads its optional extensions
+    from torch_geometric.transforms import AddMetaPaths  # lazy: PyG's import is heavy and loads its optional extensions
+    from torch_geometric.utils import coalesce  # lazy: PyG's import is heavy and loads its optional extensions
 
     _validate_metapaths(graph, metapaths)
     t = graph.target
@@ -303,7 +303,7 @@ def sample_dgl_blocks(sem, seed_nodes: dict[str, Tensor], fanouts: Sequence[int]
 
     Returns ``(input_nodes, output_nodes, blocks)`` as DGL's samplers do (``blocks``: one per layer).
     """
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     sampler = dgl.dataloading.NeighborSampler(list(fanouts))
     return sampler.sample_blocks(sem, seed_nodes)
@@ -312,7 +312,7 @@ def sample_dgl_blocks(sem, seed_nodes: dict[str, Tensor], fanouts: Sequence[int]
 def block_input_nodes(blocks) -> dict[str, Tensor]:
     """Original node ids (int64) per type of the first block's source nodes: pass them as
     ``nodes=`` to :meth:`HGNN.input_features`."""
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     b = blocks[0]
     return {t: b.srcnodes[t].data[dgl.NID] for t in b.srctypes}
@@ -353,7 +353,7 @@ class _DGLOps:
     @staticmethod
     def mean(g, rel: EdgeType, z_src: Tensor, n_dst: int) -> Tensor:
         """``out[v] = mean_{u -> v} z_src[u]`` (0 for no in-edges): SpMM ``copy_u`` + ``mean``."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         return dgl.ops.copy_u_mean(g[rel], z_src)
 
@@ -362,8 +362,10 @@ class _DGLOps:
         """GAT aggregation: ``e = LeakyReLU(el[u] + er[v])`` (SDDMM ``u_add_v``), ``a = edge_softmax``
         over each destination's in-edges, ``out[v] = sum a * z_src[u]`` (SpMM ``u_mul_e_sum``).
         ``z_src [Ns, H, D]``, ``el [Ns, H, 1]``, ``er [Nd, H, 1]`` -> ``[Nd, H, D]``."""
-        import dgl
-        from dgl.nn.functional import edge_softmax
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+        from dgl.nn.functional import (
+            edge_softmax,  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+        )
 
         rg = g[rel]
         e = F.leaky_relu(dgl.ops.u_add_v(rg, el, er), NEGATIVE_SLOPE)
@@ -390,14 +392,17 @@ class _PyGOps:
 
     @staticmethod
     def mean(g: PygSemanticGraph, rel: EdgeType, z_src: Tensor, n_dst: int) -> Tensor:
-        from torch_geometric.utils import scatter
+        from torch_geometric.utils import scatter  # lazy: PyG's import is heavy and loads its optional extensions
 
         src, dst = g.edge_index[rel]
         return scatter(z_src.index_select(0, src), dst, dim=0, dim_size=n_dst, reduce="mean")
 
     @staticmethod
     def attention(g: PygSemanticGraph, rel: EdgeType, z_src: Tensor, el: Tensor, er: Tensor, n_dst: int) -> Tensor:
-        from torch_geometric.utils import scatter, softmax
+        from torch_geometric.utils import (  # lazy: PyG's import is heavy and loads its optional extensions
+            scatter,
+            softmax,
+        )
 
         src, dst = g.edge_index[rel]
         e = F.leaky_relu(el.index_select(0, src) + er.index_select(0, dst), NEGATIVE_SLOPE)
@@ -923,7 +928,10 @@ class _DGLRGCNReference(ReferenceHGNN):
     name = "rgcn"
 
     def _build(self):
-        from dgl.nn import GraphConv, HeteroGraphConv
+        from dgl.nn import (  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+            GraphConv,
+            HeteroGraphConv,
+        )
 
         h = self.hidden_dim
         self.convs = nn.ModuleList(
@@ -970,7 +978,10 @@ class _DGLRGATReference(ReferenceHGNN):
     name = "rgat"
 
     def _build(self):
-        from dgl.nn import GATConv, HeteroGraphConv
+        from dgl.nn import (  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+            GATConv,
+            HeteroGraphConv,
+        )
 
         h, H = self.hidden_dim, self.num_heads
         head_dim(h, H)
@@ -1015,7 +1026,7 @@ class _PyGRGCNReference(ReferenceHGNN):
     name = "rgcn"
 
     def _build(self):
-        from torch_geometric.nn import RGCNConv
+        from torch_geometric.nn import RGCNConv  # lazy: PyG's import is heavy and loads its optional extensions
 
         h = self.hidden_dim
         self.convs = nn.ModuleList(RGCNConv(h, h, num_relations=len(self.relations), aggr="mean")
@@ -1053,7 +1064,10 @@ class _PyGRGATReference(ReferenceHGNN):
     name = "rgat"
 
     def _build(self):
-        from torch_geometric.nn import GATConv, HeteroConv
+        from torch_geometric.nn import (  # lazy: PyG's import is heavy and loads its optional extensions
+            GATConv,
+            HeteroConv,
+        )
 
         h, H = self.hidden_dim, self.num_heads
         head_dim(h, H)
@@ -1099,7 +1113,7 @@ class _PyGHANReference(ReferenceHGNN):
         HAN._setup(self, graph, metapaths)
 
     def _build(self):
-        from torch_geometric.nn import HANConv
+        from torch_geometric.nn import HANConv  # lazy: PyG's import is heavy and loads its optional extensions
 
         h, H = self.hidden_dim, self.num_heads
         head_dim(h, H)

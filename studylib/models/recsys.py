@@ -115,7 +115,7 @@ class EmbeddingTable(nn.Module):
 
     def aggregate(self, g, w: torch.Tensor) -> torch.Tensor:
         """``sum_{src -> dst} w_e E[src]`` for every dst node of ``g``: [num_dst, d]."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         return dgl.ops.u_mul_e_sum(g, self.full(), w)
 
@@ -195,7 +195,7 @@ class SplitTable(EmbeddingTable):
     def _split(self, g, w: torch.Tensor):
         key = id(g)
         if key not in self._blocks:
-            import dgl
+            import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
             src, dst = g.edges()
             hot = self.is_hot[src]
@@ -208,7 +208,7 @@ class SplitTable(EmbeddingTable):
         return self._blocks[key]
 
     def aggregate(self, g, w: torch.Tensor) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         _, parts, hit = self._split(g, w)
         self.last_hit_rate = hit
@@ -298,7 +298,7 @@ class LightGCN(_Recommender):
         self.out_dim = dim
 
     def layer(self, k: int, g, w: torch.Tensor, h) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         with stage(SPMM_STAGE):
             if isinstance(h, EmbeddingTable):
@@ -335,7 +335,7 @@ class NGCF(_Recommender):
         self.out_dim = dim * (num_layers + 1)
 
     def layer(self, k: int, g, w: torch.Tensor, h) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         n_dst = g.num_dst_nodes()
         if isinstance(h, EmbeddingTable):
@@ -656,7 +656,7 @@ class RedundancyCounter:
 
     def add(self, blocks: list) -> None:
         """Count one mini-batch's blocks (input side first)."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         if len(blocks) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} blocks, got {len(blocks)}")

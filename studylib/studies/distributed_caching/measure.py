@@ -147,7 +147,7 @@ def load_ogb_homogeneous(name: str, download: bool = True) -> HomogeneousGraph:
     root = paths.data_dir()
     root.mkdir(parents=True, exist_ok=True)
     with _no_outdated_check():
-        import ogb.nodeproppred.dataset as ogb_dataset
+        import ogb.nodeproppred.dataset as ogb_dataset  # lazy: ogb is only needed for the ogbn datasets
 
     def no_input(prompt: str = ""):
         raise DatasetUnavailableError(f"ogb asked {prompt.strip()!r} while loading {name}; download it yourself "

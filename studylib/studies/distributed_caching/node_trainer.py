@@ -124,7 +124,7 @@ class _Trainer:
     """State of one rank (see the module docstring)."""
 
     def __init__(self, args: argparse.Namespace):
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         self.args = args
         self.dgl, self.torch, self.dist, self.np, self.timing = dgl, torch, dist, np, timing

@@ -390,7 +390,7 @@ def minibatch_seed_nodes(graph: HeteroGraph, params) -> torch.Tensor:
 
 
 def _dgl_loader(s: Setup, graph: HeteroGraph, params, device, seeds: torch.Tensor, shuffle: bool = True):
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     sampler = dgl.dataloading.NeighborSampler([int(f) for f in params.fanouts[: params.num_layers]]
                                               + [params.fanouts[-1]] * max(0, params.num_layers - len(params.fanouts)))

@@ -506,7 +506,7 @@ def _build_scatter(size, s, rf, dtype, device, dist, f, gen, heads):
 
 def _pyg_scatter(reduce):
     def run(i):
-        from torch_geometric.utils import scatter
+        from torch_geometric.utils import scatter  # lazy: PyG's import is heavy and loads its optional extensions
 
         return scatter(i.t["src"], i.t["index"], 0, dim_size=i.t["dim_size"], reduce=reduce)
     return run
@@ -514,7 +514,7 @@ def _pyg_scatter(reduce):
 
 def _ts_scatter(reduce):
     def run(i):
-        import torch_scatter
+        import torch_scatter  # lazy: optional compiled extension
 
         return torch_scatter.scatter(i.t["src"], i.t["index"], 0, dim_size=i.t["dim_size"], reduce=reduce)
     return run
@@ -571,7 +571,7 @@ def _build_segment(size, s, rf, dtype, device, dist, f, gen, heads):
 
 def _pyg_segment(reduce):
     def run(i):
-        from torch_geometric.utils import segment
+        from torch_geometric.utils import segment  # lazy: PyG's import is heavy and loads its optional extensions
 
         return segment(i.t["src"], i.t["ptr"], reduce=reduce)
     return run
@@ -579,7 +579,7 @@ def _pyg_segment(reduce):
 
 def _ts_segment(reduce):
     def run(i):
-        import torch_scatter
+        import torch_scatter  # lazy: optional compiled extension
 
         return torch_scatter.segment_csr(i.t["src"], i.t["ptr"], reduce=reduce)
     return run
@@ -636,7 +636,7 @@ def _build_index_select(dim):
 
 
 def _pyg_select(i):
-    from torch_geometric.utils import select
+    from torch_geometric.utils import select  # lazy: PyG's import is heavy and loads its optional extensions
 
     return select(i.t["src"], i.t["index"], i.t["dim"])
 
@@ -712,7 +712,7 @@ def _build_sort(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _pyg_index_sort(i):
-    from torch_geometric.utils import index_sort
+    from torch_geometric.utils import index_sort  # lazy: PyG's import is heavy and loads its optional extensions
 
     return index_sort(i.t["x"], max_value=i.t["max_value"])
 
@@ -742,7 +742,7 @@ def _build_addmm(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _prepare_pyg_linear(i):
-    from torch_geometric.nn import Linear
+    from torch_geometric.nn import Linear  # lazy: PyG's import is heavy and loads its optional extensions
 
     lin = Linear(i.meta["features"], i.meta["features"]).to(device=i.t["x"].device, dtype=i.t["x"].dtype)
     with torch.no_grad():
@@ -783,7 +783,7 @@ def _build_spmm(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _prepare_edge_index(i):
-    from torch_geometric import EdgeIndex
+    from torch_geometric import EdgeIndex  # lazy: PyG's import is heavy and loads its optional extensions
 
     coo = i.t["coo"]
     n = coo.size(0)
@@ -798,13 +798,13 @@ def _run_edge_index_spmm(state):
 
 
 def _pyg_utils_spmm(i):
-    from torch_geometric.utils import spmm
+    from torch_geometric.utils import spmm  # lazy: PyG's import is heavy and loads its optional extensions
 
     return spmm(i.t["csr"], i.t["x"])
 
 
 def _prepare_sparse_tensor(i):
-    from torch_sparse import SparseTensor
+    from torch_sparse import SparseTensor  # lazy: optional compiled extension
 
     coo = i.t["coo"]
     idx = coo.indices()
@@ -812,7 +812,7 @@ def _prepare_sparse_tensor(i):
 
 
 def _run_torch_sparse_matmul(state):
-    import torch_sparse
+    import torch_sparse  # lazy: optional compiled extension
 
     a, x = state
     return torch_sparse.matmul(a, x)
@@ -885,13 +885,13 @@ def _build_coalesce(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _pyg_coalesce(i):
-    from torch_geometric.utils import coalesce
+    from torch_geometric.utils import coalesce  # lazy: PyG's import is heavy and loads its optional extensions
 
     return coalesce(i.t["index"], i.t["value"], num_nodes=i.t["n"])
 
 
 def _ts_coalesce(i):
-    import torch_sparse
+    import torch_sparse  # lazy: optional compiled extension
 
     return torch_sparse.coalesce(i.t["index"], i.t["value"], i.t["n"], i.t["n"])
 
@@ -920,13 +920,13 @@ def _build_transpose(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _pyg_transpose(i):
-    from torch_geometric.utils import sort_edge_index
+    from torch_geometric.utils import sort_edge_index  # lazy: PyG's import is heavy and loads its optional extensions
 
     return sort_edge_index(i.t["index"].flip(0), i.t["value"], num_nodes=i.t["n"])
 
 
 def _ts_transpose(i):
-    import torch_sparse
+    import torch_sparse  # lazy: optional compiled extension
 
     return torch_sparse.transpose(i.t["index"], i.t["value"], i.t["n"], i.t["n"])
 
@@ -975,7 +975,7 @@ def _build_gcn(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _prepare_gcnconv(i):
-    from torch_geometric.nn import GCNConv
+    from torch_geometric.nn import GCNConv  # lazy: PyG's import is heavy and loads its optional extensions
 
     f = i.t["x"].size(1)
     conv = GCNConv(f, f, cached=False).to(device=i.t["x"].device, dtype=i.t["x"].dtype)
@@ -1039,7 +1039,7 @@ def _build_gat(size, s, rf, dtype, device, dist, f, gen, heads):
 
 
 def _prepare_gatconv(i):
-    from torch_geometric.nn import GATConv
+    from torch_geometric.nn import GATConv  # lazy: PyG's import is heavy and loads its optional extensions
 
     f, heads = i.t["x"].size(1), i.t["heads"]
     conv = GATConv(f, f // heads, heads=heads, concat=True, dropout=0.0).to(device=i.t["x"].device,

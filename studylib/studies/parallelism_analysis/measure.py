@@ -287,7 +287,7 @@ def measure_minibatch(graph_name: str, model_name: str, graph: HomogeneousGraph,
     ``[n_src, n_dst, m, max_in_degree]``, first layer first). GCN and GAT sample from the graph
     with self-loops, as their full-batch models aggregate over it."""
 
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     L = len(params.fanouts)
     hidden = hidden_dim_for(graph_name, graph, params)
@@ -360,7 +360,7 @@ def partition_assignment(graph: HomogeneousGraph, num_parts: int, method: str, s
     if num_parts == 1:
         return np.zeros(graph.n, dtype=np.int64)
     if method == "metis":
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         with contextlib.redirect_stdout(io.StringIO()):
             a = dgl.metis_partition_assignment(graph.to_dgl(), num_parts)
@@ -376,7 +376,7 @@ def dgl_partition_halo(graph: HomogeneousGraph, num_parts: int) -> tuple[np.ndar
     non-inner vertices DistDGL stores and fetches) and the vertex -> partition assignment it chose.
     Returns ``(halo_per_partition [P], assignment [n])``."""
 
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         orig_nids, _ = dgl.distributed.partition_graph(graph.to_dgl(), "g", num_parts, tmp, part_method="metis",

@@ -152,7 +152,7 @@ def measure_redundancy(dataset: str, num_layers: int, graphs: GraphCache, params
     and ``full_graph_edges_per_epoch`` (edges a full-graph epoch aggregates per layer: steps per
     epoch x directed edges, for comparison with ``sum_edges``).
     """
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     graph = graphs[dataset]
     g = graphs.dgl(dataset)

@@ -122,7 +122,7 @@ def _iface_bytes(iface: str) -> int:
 
 class _Trainer:
     def __init__(self, args: argparse.Namespace):
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         self.args, self.dgl, self.torch, self.dist = args, dgl, torch, dist
         self.mode = os.environ.get("STUDYLIB_CLUSTER_MODE", "netns")

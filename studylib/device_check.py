@@ -174,39 +174,27 @@ def _verdict(failures: list[str], numbers: dict, ok: str) -> Result:
 
 
 # --------------------------------------------------------------------------------------------
-# Where the study code lives (the study packages are being reorganised; accept both layouts)
+# The study code the checks run (imported when a check runs: each check reports its own failure)
 # --------------------------------------------------------------------------------------------
-
-def _first_module(*names: str):
-    """Import the first of ``names`` that exists. A module that exists but fails to import (a missing
-    dependency inside it) raises, naming that dependency."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name is None or not name.startswith(err.name):
-                raise
-    raise ModuleNotFoundError(f"none of {names} exists", name=names[-1])
-
 
 def machine_limits_module():
     """00-hardware's measurement module."""
-    return _first_module("studylib.studies.hardware.measure", "studylib.studies.machine_limits")
+    return importlib.import_module("studylib.studies.hardware.measure")
 
 
 def ops_module():
     """03's operation registry."""
-    return _first_module("studylib.studies.op_microbenchmarks.ops", "studylib.ops")
+    return importlib.import_module("studylib.studies.op_microbenchmarks.ops")
 
 
 def op_study_module():
     """03's measurement module."""
-    return _first_module("studylib.studies.op_microbenchmarks.measure", "studylib.studies.op_microbenchmarks")
+    return importlib.import_module("studylib.studies.op_microbenchmarks.measure")
 
 
 def hgnn_study_module():
     """01's measurement module."""
-    return _first_module("studylib.studies.hgnn_training.measure", "studylib.studies.hgnn_training")
+    return importlib.import_module("studylib.studies.hgnn_training.measure")
 
 
 # --------------------------------------------------------------------------------------------
@@ -609,7 +597,11 @@ def check_op_microbenchmarks(ctx: Context) -> Result:
 
 
 def _hgnn_params(b: Budget) -> SimpleNamespace:
-    return SimpleNamespace(hidden_dim=b.hidden_dim, num_layers=2, num_heads=4, seed=0, lr=0.01,
+    """01's parameters at this budget's sizes; the learning rate is 01's default."""
+    from studylib.studies.hgnn_training.params import HgnnTrainingParams
+
+    lr = HgnnTrainingParams.model_fields["lr"].default
+    return SimpleNamespace(hidden_dim=b.hidden_dim, num_layers=2, num_heads=4, seed=0, lr=lr,
                            warmup_steps=b.warmup_steps, repeat_steps=b.repeat_steps, profile_steps=b.profile_steps,
                            han_max_metapath_edges=0)
 

@@ -413,7 +413,7 @@ class Finding:
         libraries: importable modules the measure needs (``"torch_sparse"``); a missing one gives
             *not measured*.
         testable: ``testable(machine, tables) -> None | reason``: ``machine`` is a
-            :func:`studylib.hardware.probe` dict, ``tables`` what was measured (missing tables are
+            :func:`studylib.machine.probe` dict, ``tables`` what was measured (missing tables are
             absent). A reason gives *not testable here* with that reason as evidence.
     """
 
@@ -497,9 +497,9 @@ def _numeric(value: Any) -> float:
 
 
 def _probe() -> dict:
-    from studylib import hardware
+    from studylib import machine
 
-    return hardware.probe()
+    return machine.probe()
 
 
 def evaluate_one(finding: Finding, tables: Mapping[str, pd.DataFrame | None] | Tables, machine: dict,
@@ -580,7 +580,7 @@ def evaluate(findings: Sequence[Finding], tables: Mapping[str, pd.DataFrame | No
     Args:
         findings: the study's declarations.
         tables: name -> DataFrame (``None`` = not measured).
-        machine: a :func:`studylib.hardware.probe` dict (default: probe this machine).
+        machine: a :func:`studylib.machine.probe` dict (default: probe this machine).
         notebook: the notebook name written into each row.
 
     Columns: ``claim``, ``where``, ``paper`` (the paper's number or ``""``), ``ours`` (our number,
@@ -622,10 +622,10 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _machine_line(machine: dict) -> str:
-    from studylib import hardware
+    from studylib import machine as probe
 
     try:
-        return hardware.describe(machine)
+        return probe.describe(machine)
     except (KeyError, TypeError, AttributeError):
         return str(machine.get("cpu_model") or machine.get("hostname") or "unknown machine")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from studylib import hardware, paths, results
+from studylib import machine, paths, results
 
 #: Colours of the HGNN stages and phases, fixed across all figures.
 STAGE_PALETTE = {
@@ -59,14 +59,14 @@ def save_figure(fig: plt.Figure, notebook: str, name: str, *, title: str | None 
 
     Returns ``{"png": path, "pdf": path, "json": path}``. Files are replaced atomically.
     """
-    info = hardware.probe()
+    info = machine.probe()
     run_id = results.current_run_id(run_id or (parameters or {}).get("run_id"))
     out = paths.figures_dir(notebook)
     out.mkdir(parents=True, exist_ok=True)
     if footer:
         sha = (info.get("git_sha") or "no-git")[:12]
         # below the figure's lower edge: savefig(bbox_inches="tight") grows the canvas to include it
-        fig.text(0.005, -0.01, f"{hardware.describe(info)} · run {run_id} · git {sha}", fontsize=6,
+        fig.text(0.005, -0.01, f"{machine.describe(info)} · run {run_id} · git {sha}", fontsize=6,
                  color="0.4", ha="left", va="top")
     files = {"png": out / f"{name}.png", "pdf": out / f"{name}.pdf", "json": out / f"{name}.json"}
     for ext in ("png", "pdf"):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studylib import hardware, paths
+from studylib import machine, paths
 
 
 def new_run_id() -> str:
@@ -103,7 +103,7 @@ class ResultTable:
         self.config_columns = list(config_columns)
         self.parameters = dict(parameters or {})
         self.run_id = current_run_id(run_id or self.parameters.get("run_id"))
-        self.machine = hardware.probe()
+        self.machine = machine.probe()
         self.fingerprint = fingerprint(self.parameters, self.machine, code_version(notebook))
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
         remove_stale_temporaries(self.path.parent, [self.path.name, self.path.with_suffix(".csv").name,

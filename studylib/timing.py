@@ -15,13 +15,22 @@ profiler's kernels can be attributed to stages (:func:`kernel_class_breakdown`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import math
+import os
+import re as _re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+import psutil
 import torch
+from torch.autograd import DeviceType
+from torch.utils import benchmark as tb
 
 #: The four HGNN training stages of Han et al. (ACM TACO 2025, Sec. 2.2), in execution order.
 SEMANTIC_GRAPH_BUILD = "semantic_graph_build"
@@ -167,7 +176,6 @@ class StageTimer:
 
     def to_frame(self):
         """Raw samples as a ``pandas.DataFrame`` with columns step, kind, name, seconds."""
-        import pandas as pd
 
         return pd.DataFrame(self.records, columns=["step", "kind", "name", "seconds"])
 
@@ -259,8 +267,6 @@ KERNEL_CLASS_RULES: tuple[tuple[str, str], ...] = (
                r"^Optimizer\.|^stage::|^phase::"),
 )
 
-import re as _re  # noqa: E402
-
 _COMPILED_RULES = tuple((cls, _re.compile(rx)) for cls, rx in KERNEL_CLASS_RULES)
 _BACKWARD_SUFFIX = _re.compile(r"Backward\d*$")
 
@@ -300,8 +306,6 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
     ``phase, stage, kernel_class, op, self_us`` (one row per op name and context, summed over
     calls), in microseconds.
     """
-    import pandas as pd
-    from torch.autograd import DeviceType
 
     device = torch.device(device)
     events = list(prof.events())
@@ -409,8 +413,6 @@ def _rss_bytes() -> int:
 
 
 def _page_size() -> int:
-    import os
-
     return os.sysconf("SC_PAGE_SIZE")
 
 
@@ -434,13 +436,14 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _trim_heap() -> None:
-    import ctypes
-
+def trim_heap() -> bool:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``) so that the resident
+    set size reflects live memory again; ``False`` where glibc is not available."""
+    gc.collect()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
-        pass
+        return False
 
 
 def peak_memory_bytes(fn, args: tuple = (), device: torch.device | str = "cpu") -> int | None:
@@ -462,7 +465,7 @@ def peak_memory_bytes(fn, args: tuple = (), device: torch.device | str = "cpu") 
         peak = torch.cuda.max_memory_allocated(device) - base
         del out
         return int(peak)
-    _trim_heap()
+    trim_heap()
     if not _reset_hwm():
         return None
     base = _rss_bytes()
@@ -500,7 +503,6 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
     (``median``, ``q1``, ``q3``, ``iqr``, ``n``, ``noisy``...). Raises
     :class:`InputsInTimedRegionError` (see above) and ``ValueError`` for bad arguments.
     """
-    from torch.utils import benchmark as tb
 
     if setup is not None and args:
         raise ValueError("give either setup (a callable returning the arguments) or args, not both")
@@ -541,3 +543,52 @@ def benchmark(fn, *, setup=None, args: tuple = (), num_threads: int, min_run_tim
     synchronize(device)
     return {"times": times, "number_per_run": int(m.number_per_run), "num_threads": num_threads,
             "device": device.type, "peak_memory_bytes": peak, "retries": retries, **summarize(times)}
+
+class PeakMemory:
+    """Peak memory of regions of code: device memory on CUDA (``max_memory_allocated``), the
+    process's resident set size on CPU, sampled every ``interval_s`` seconds by a thread.
+
+    Use ``with pm.region("forward"): ...``; :attr:`peaks` maps region name -> peak bytes and
+    :attr:`baselines` region name -> bytes in use when the region started. On CPU, call
+    :func:`trim_heap` before the first region so that memory freed earlier but kept by the C
+    allocator does not hide new allocations. (:func:`peak_memory_bytes` is the one-call form.)
+    """
+
+    def __init__(self, device: torch.device, interval_s: float = 0.0005):
+        self.device, self.interval_s = device, interval_s
+        self.peaks: dict[str, int] = {}
+        self.baselines: dict[str, int] = {}
+        self._proc = psutil.Process()
+
+    def rss_bytes(self) -> int:
+        """The resident set size of this process now, in bytes."""
+        return int(self._proc.memory_info().rss)
+
+    @contextlib.contextmanager
+    def region(self, name: str):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baselines[name] = torch.cuda.memory_allocated(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            self.peaks[name] = max(self.peaks.get(name, 0), torch.cuda.max_memory_allocated(self.device))
+            return
+        peak = [self._proc.memory_info().rss]
+        self.baselines[name] = peak[0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], self._proc.memory_info().rss)
+                time.sleep(self.interval_s)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
+            peak[0] = max(peak[0], self._proc.memory_info().rss)
+            self.peaks[name] = max(self.peaks.get(name, 0), peak[0])

@@ -82,7 +82,7 @@ class HeteroGraph:
     def to_dgl(self):
         """Return a ``dgl.DGLHeteroGraph`` with the same node ids, features as ``ndata['feat']``,
         labels and boolean split masks as ``ndata['label' | 'train_mask' | ...]`` on the target type."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         g = dgl.heterograph(
             {et: (s, d) for et, (s, d) in self.edges.items()},
@@ -102,7 +102,7 @@ class HeteroGraph:
         """Return a ``torch_geometric.data.HeteroData`` with the same node ids: ``x`` per featured
         type, ``num_nodes`` per type, ``edge_index`` per edge type, ``y`` and split masks on the
         target type."""
-        from torch_geometric.data import HeteroData
+        from torch_geometric.data import HeteroData  # lazy: PyG's import is heavy and loads its optional extensions
 
         data = HeteroData()
         for t in self.node_types:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from studylib.data.registry import REGISTRY, resolve
+
 __all__ = ["HomogeneousGraph", "degree_statistics", "load_cora", "synthetic_homogeneous"]
 
 
@@ -137,7 +139,7 @@ class HomogeneousGraph:
         """A ``dgl.DGLGraph`` with the same vertex ids; ``ndata['feat' | 'label' | 'train_mask' |
         'val_mask' | 'test_mask']`` set. ``self_loops=True`` first applies :meth:`with_self_loops`.
         Raises ``RuntimeError`` for a CUDA ``device`` with DGL's CPU build."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         g_src = self.with_self_loops() if self_loops else self
         g = dgl.graph((g_src.src, g_src.dst), num_nodes=self.n)
@@ -155,7 +157,7 @@ class HomogeneousGraph:
     def to_pyg(self):
         """A ``torch_geometric.data.Data`` with ``x``, ``edge_index`` (int64 ``[2, m]``), ``y``,
         ``train_mask`` / ``val_mask`` / ``test_mask`` and ``num_nodes``."""
-        from torch_geometric.data import Data
+        from torch_geometric.data import Data  # lazy: PyG's import is heavy and loads its optional extensions
 
         masks = self.masks()
         return Data(x=self.features, edge_index=self.edge_index(), y=self.labels, num_nodes=self.n,
@@ -222,7 +224,7 @@ def load_cora(download: bool = False) -> HomogeneousGraph:
     """
     from torch_geometric.datasets import Planetoid
 
-    from studylib.data.registry import REGISTRY, locally_processed, resolve
+    from studylib.data.registry import locally_processed
 
     folder = resolve("cora", download=download)
     with locally_processed(folder):

@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from studylib import paths
+from studylib.data.registry import DatasetUnavailableError, _fetch, resolve_details
 
 __all__ = [
     "PAPER_DATASETS",
@@ -161,7 +167,7 @@ class BipartiteGraph:
         """The homogeneous DGL graph of :meth:`homogeneous_edges` with node data ``deg`` (float32
         degree, at least 1) and ``is_item`` (bool), and edge data ``user_to_item`` (bool: the
         first ``E_train`` edges)."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         src, dst = self.homogeneous_edges()
         g = dgl.graph((src, dst), num_nodes=self.num_nodes)
@@ -433,11 +439,10 @@ def load_movielens_100k(download: bool = False) -> BipartiteGraph:
 
     Raises ``DatasetUnavailableError`` (naming the mirror variable) when the files cannot be had.
     """
-    import warnings
 
     from torch_geometric.datasets import MovieLens100K
 
-    from studylib.data.registry import locally_processed, resolve_details
+    from studylib.data.registry import locally_processed
 
     res = resolve_details("movielens-100k", download=download)
     with warnings.catch_warnings(), locally_processed(res.folder):
@@ -496,11 +501,6 @@ SYNTHETIC_PRESETS: dict[str, dict] = {
 
 
 def _fetch_paper_dataset(name: str, folder: Path) -> None:
-    import shutil
-    import zipfile
-
-    from studylib.data.registry import _fetch
-
     src = PAPER_DATASETS[name]
     raw = folder / "raw"
     if src.url.endswith(".zip"):
@@ -527,8 +527,6 @@ def load_paper_dataset(name: str, download: bool = False) -> BipartiteGraph:
     Raises ``DatasetUnavailableError`` naming the dataset, the folders looked at, the URL and
     ``STUDYLIB_DATA_MIRROR``.
     """
-    from studylib import paths
-    from studylib.data.registry import DatasetUnavailableError
 
     if name not in PAPER_DATASETS:
         raise ValueError(f"unknown recommender dataset {name!r}; known: {sorted(PAPER_DATASETS)}")

@@ -1,5 +1,5 @@
-"""DistDGL on one host or many: partitioning, the cluster launcher, network models, and the
-remote-feature caches of the distributed-caching study (notebook ``02-distributed-caching``).
+"""DistDGL on one host or many: partitioning, the cluster launcher and network models (used by
+``02-distributed-caching`` and ``04-recsys-memory-tiers``, whose trainers live in their packages).
 
 Public API (imported lazily, so that ``python -m studylib.distributed.netem`` stays light)::
 
@@ -13,8 +13,7 @@ Public API (imported lazily, so that ``python -m studylib.distributed.netem`` st
     ClusterError, ClusterUnavailableError
 
 Modules: :mod:`~studylib.distributed.partition`, :mod:`~studylib.distributed.cluster`,
-:mod:`~studylib.distributed.netem`, :mod:`~studylib.distributed.cache` (the policies, against an
-abstract ``pull(ids) -> Tensor``), :mod:`~studylib.distributed.node_trainer` (the trainer process).
+:mod:`~studylib.distributed.netem`, :mod:`~studylib.distributed.trainer_io` (the trainers' output).
 
 A trainer module for :func:`run_cluster` is any module runnable with ``python -m``: it calls
 ``dgl.distributed.initialize(os.environ["DGL_IP_CONFIG"])``, then

@@ -1059,7 +1059,7 @@ def run_cluster(part_config: Path, trainer_module: str, trainer_args: list[str],
     Args:
         part_config: the partition JSON (:func:`studylib.distributed.partition`); its ``num_parts``
             must equal ``spec.num_machines``.
-        trainer_module: module run by every trainer (e.g. ``"studylib.distributed.node_trainer"``).
+        trainer_module: module run by every trainer (e.g. ``"studylib.studies.distributed_caching.node_trainer"``).
         trainer_args: its command-line arguments (the same for every trainer).
         spec: the cluster (:class:`ClusterSpec`).
         timeout_s: wall-clock limit from the first process start (seconds).

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from studylib import paths
 
@@ -39,7 +40,7 @@ _MARKER = "studylib.json"
 def _to_dgl(graph):
     """A ``dgl.DGLGraph`` with ``ndata['feat' | 'label' | 'train_mask' | 'val_mask' | 'test_mask']``
     from a :class:`studylib.data.homogeneous.HomogeneousGraph` or a DGL graph (returned as is)."""
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     if isinstance(graph, dgl.DGLGraph):
         return graph
@@ -89,7 +90,7 @@ def partition_statistics(part_config: Path | str) -> list[dict]:
 
 
 def _compute_statistics(part_config: Path) -> list[dict]:
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     conf = read_partition_config(part_config)
     out = []
@@ -121,7 +122,6 @@ def load_orig_nids(part_config: Path | str):
     path = Path(part_config).parent / "orig_nids.npy"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the partition was not made by studylib.distributed.partition")
-    import torch
 
     return torch.from_numpy(np.load(path))
 
@@ -152,7 +152,9 @@ def partition(graph, num_parts: int, *, method: str = "metis", name: str, cache_
     The partition is written to a temporary folder and renamed into place, so an interrupted call
     leaves no half-written partition behind and concurrent calls do not collide.
     """
-    from dgl.distributed import partition_graph
+    from dgl.distributed import (
+        partition_graph,  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+    )
 
     if method not in PARTITION_METHODS:
         raise ValueError(f"unknown partition method {method!r}; choose one of {', '.join(PARTITION_METHODS)}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
+
 
 def write_rank_rows(rows: list[dict], rank: int, columns: dict) -> str | None:
     """Write a trainer's result rows to ``$STUDYLIB_TRAINER_OUT/rank<rank>.parquet`` atomically
     (temporary file + ``os.replace``), with every ``columns`` item (name -> value) added to each
     row; ``ClusterResult.rows()`` reads these files back. Returns the path, or ``None`` when the
     variable is unset (a trainer started by hand writes nothing)."""
-    import pandas as pd
 
     out = os.environ.get("STUDYLIB_TRAINER_OUT")
     if not out:

@@ -176,7 +176,7 @@ def build_dgl_relation_graph(graph: HeteroGraph, edge_types: Sequence[EdgeType] 
 
     Raises ``RuntimeError`` for a CUDA device with a CPU-only DGL build (naming the fix).
     """
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     ets = list(graph.edge_types if edge_types is None else edge_types)
     g = dgl.heterograph({et: graph.edges[et] for et in ets}, num_nodes_dict=dict(graph.num_nodes))
@@ -188,7 +188,7 @@ def build_dgl_metapath_graph(graph: HeteroGraph, metapaths: dict[str, list[EdgeT
     """DGL heterograph with one edge type ``(target, name, target)`` per metapath: ``u -> v`` iff a
     path of the metapath's relations leads from ``u`` to ``v`` (duplicates dropped, self-loops
     kept), built with ``dgl.metapath_reachable_graph``; formats created, moved to ``device``."""
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     _validate_metapaths(graph, metapaths)
     used = sorted({et for path in metapaths.values() for et in path})
@@ -207,7 +207,7 @@ def _dst_sorted(graph: HeteroGraph, et: EdgeType) -> Tensor:
     """``[2, E]`` edge index of relation ``et`` sorted by destination, then source (duplicate edges
     kept). Destination order makes PyG's scatter to destinations several times faster on CPU
     (sequential writes) than the loaders' order."""
-    from torch_geometric.utils import sort_edge_index
+    from torch_geometric.utils import sort_edge_index  # lazy: PyG's import is heavy and loads its optional extensions
 
     s, d = graph.edges[et]
     n = max(graph.num_nodes[et[0]], graph.num_nodes[et[2]])
@@ -234,7 +234,7 @@ def compose_metapath_pyg(graph: HeteroGraph, path: Sequence[EdgeType]) -> Tensor
     since ``AddMetaPaths`` hands a relation's edges to the product as given and a relation with
     duplicate edges makes the CSR product undefined (wrong entries, then a crash, on some CPUs).
     """
-    from torch_geometric import EdgeIndex
+    from torch_geometric import EdgeIndex  # lazy: PyG's import is heavy and loads its optional extensions
 
     def operand(edge_index: Tensor, size: tuple[int, int], what: str):
         ei = coalesce_edges(edge_index, size, what)
@@ -260,7 +260,7 @@ def build_pyg_metapath_graph(graph: HeteroGraph, metapaths: dict[str, list[EdgeT
     """:class:`PygSemanticGraph` with one ``(target, name, target)`` edge type per metapath
     (:func:`compose_metapath_pyg`: the metapath-reachable graph, no duplicate edges, as
     ``dgl.metapath_reachable_graph`` builds it), sorted by destination then source."""
-    from torch_geometric.utils import sort_edge_index
+    from torch_geometric.utils import sort_edge_index  # lazy: PyG's import is heavy and loads its optional extensions
 
     _validate_metapaths(graph, metapaths)
     t = graph.target
@@ -322,7 +322,7 @@ def sample_dgl_blocks(sem, seed_nodes: dict[str, Tensor], fanouts: Sequence[int]
 
     Returns ``(input_nodes, output_nodes, blocks)`` as DGL's samplers do (``blocks``: one per layer).
     """
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     sampler = dgl.dataloading.NeighborSampler(list(fanouts))
     return sampler.sample_blocks(sem, seed_nodes)
@@ -331,7 +331,7 @@ def sample_dgl_blocks(sem, seed_nodes: dict[str, Tensor], fanouts: Sequence[int]
 def block_input_nodes(blocks) -> dict[str, Tensor]:
     """Original node ids (int64) per type of the first block's source nodes: pass them as
     ``nodes=`` to :meth:`HGNN.input_features`."""
-    import dgl
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     b = blocks[0]
     return {t: b.srcnodes[t].data[dgl.NID] for t in b.srctypes}
@@ -340,6 +340,16 @@ def block_input_nodes(blocks) -> dict[str, Tensor]:
 # ----------------------------------------------------------------------------------------------
 # Neighbor-aggregation primitives per framework
 # ----------------------------------------------------------------------------------------------
+
+
+
+def head_dim(hidden_dim: int, num_heads: int) -> int:
+    """Width of one attention head, ``hidden_dim // num_heads``: the heads of RGAT and HAN split the
+    hidden width (concatenated after aggregation). Raises ``ValueError`` naming both when
+    ``num_heads`` does not divide ``hidden_dim``."""
+    if num_heads <= 0 or hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads})")
+    return hidden_dim // num_heads
 
 
 class _DGLOps:
@@ -362,7 +372,7 @@ class _DGLOps:
     @staticmethod
     def mean(g, rel: EdgeType, z_src: Tensor, n_dst: int) -> Tensor:
         """``out[v] = mean_{u -> v} z_src[u]`` (0 for no in-edges): SpMM ``copy_u`` + ``mean``."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         return dgl.ops.copy_u_mean(g[rel], z_src)
 
@@ -371,8 +381,10 @@ class _DGLOps:
         """GAT aggregation: ``e = LeakyReLU(el[u] + er[v])`` (SDDMM ``u_add_v``), ``a = edge_softmax``
         over each destination's in-edges, ``out[v] = sum a * z_src[u]`` (SpMM ``u_mul_e_sum``).
         ``z_src [Ns, H, D]``, ``el [Ns, H, 1]``, ``er [Nd, H, 1]`` -> ``[Nd, H, D]``."""
-        import dgl
-        from dgl.nn.functional import edge_softmax
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+        from dgl.nn.functional import (
+            edge_softmax,  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+        )
 
         rg = g[rel]
         e = F.leaky_relu(dgl.ops.u_add_v(rg, el, er), NEGATIVE_SLOPE)
@@ -399,14 +411,17 @@ class _PyGOps:
 
     @staticmethod
     def mean(g: PygSemanticGraph, rel: EdgeType, z_src: Tensor, n_dst: int) -> Tensor:
-        from torch_geometric.utils import scatter
+        from torch_geometric.utils import scatter  # lazy: PyG's import is heavy and loads its optional extensions
 
         src, dst = g.edge_index[rel]
         return scatter(z_src.index_select(0, src), dst, dim=0, dim_size=n_dst, reduce="mean")
 
     @staticmethod
     def attention(g: PygSemanticGraph, rel: EdgeType, z_src: Tensor, el: Tensor, er: Tensor, n_dst: int) -> Tensor:
-        from torch_geometric.utils import scatter, softmax
+        from torch_geometric.utils import (  # lazy: PyG's import is heavy and loads its optional extensions
+            scatter,
+            softmax,
+        )
 
         src, dst = g.edge_index[rel]
         e = F.leaky_relu(el.index_select(0, src) + er.index_select(0, dst), NEGATIVE_SLOPE)
@@ -516,9 +531,7 @@ class _RGATLayer(nn.Module):
 
     def __init__(self, in_dim, out_dim, relations, *, num_heads, last, dropout):
         super().__init__()
-        if out_dim % num_heads:
-            raise ValueError(f"hidden_dim ({out_dim}) must be divisible by num_heads ({num_heads})")
-        self.H, self.D = num_heads, out_dim // num_heads
+        self.H, self.D = num_heads, head_dim(out_dim, num_heads)
         keys = [_key(r) for r in relations]
         self.fc_src = nn.ModuleDict({k: nn.Linear(in_dim, out_dim, bias=False) for k in keys})
         self.fc_dst = nn.ModuleDict({k: nn.Linear(in_dim, out_dim, bias=False) for k in keys})
@@ -580,9 +593,7 @@ class _HANLayer(nn.Module):
 
     def __init__(self, in_dim, out_dim, relations, *, node_types, num_heads, last, dropout):
         super().__init__()
-        if out_dim % num_heads:
-            raise ValueError(f"hidden_dim ({out_dim}) must be divisible by num_heads ({num_heads})")
-        self.H, self.D = num_heads, out_dim // num_heads
+        self.H, self.D = num_heads, head_dim(out_dim, num_heads)
         self.proj = nn.ModuleDict({t: nn.Linear(in_dim, out_dim) for t in node_types})
         keys = [_key(r) for r in relations]
         self.lin_src = nn.ParameterDict({k: nn.Parameter(torch.empty(1, self.H, self.D)) for k in keys})
@@ -936,7 +947,10 @@ class _DGLRGCNReference(ReferenceHGNN):
     name = "rgcn"
 
     def _build(self):
-        from dgl.nn import GraphConv, HeteroGraphConv
+        from dgl.nn import (  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+            GraphConv,
+            HeteroGraphConv,
+        )
 
         h = self.hidden_dim
         self.convs = nn.ModuleList(
@@ -983,11 +997,13 @@ class _DGLRGATReference(ReferenceHGNN):
     name = "rgat"
 
     def _build(self):
-        from dgl.nn import GATConv, HeteroGraphConv
+        from dgl.nn import (  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+            GATConv,
+            HeteroGraphConv,
+        )
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         self.convs = nn.ModuleList(
             HeteroGraphConv({r: GATConv((h, h), h // H, H, allow_zero_in_degree=True) for r in self.relations},
                             aggregate="sum")
@@ -1029,7 +1045,7 @@ class _PyGRGCNReference(ReferenceHGNN):
     name = "rgcn"
 
     def _build(self):
-        from torch_geometric.nn import RGCNConv
+        from torch_geometric.nn import RGCNConv  # lazy: PyG's import is heavy and loads its optional extensions
 
         h = self.hidden_dim
         self.convs = nn.ModuleList(RGCNConv(h, h, num_relations=len(self.relations), aggr="mean")
@@ -1067,11 +1083,13 @@ class _PyGRGATReference(ReferenceHGNN):
     name = "rgat"
 
     def _build(self):
-        from torch_geometric.nn import GATConv, HeteroConv
+        from torch_geometric.nn import (  # lazy: PyG's import is heavy and loads its optional extensions
+            GATConv,
+            HeteroConv,
+        )
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         self.convs = nn.ModuleList(
             HeteroConv({r: GATConv((h, h), h // H, heads=H, add_self_loops=False) for r in self.relations},
                        aggr="sum")
@@ -1114,11 +1132,10 @@ class _PyGHANReference(ReferenceHGNN):
         HAN._setup(self, graph, metapaths)
 
     def _build(self):
-        from torch_geometric.nn import HANConv
+        from torch_geometric.nn import HANConv  # lazy: PyG's import is heavy and loads its optional extensions
 
         h, H = self.hidden_dim, self.num_heads
-        if h % H:
-            raise ValueError(f"hidden_dim ({h}) must be divisible by num_heads ({H})")
+        head_dim(h, H)
         meta = ([self.target], list(self.relations))
         self.convs = nn.ModuleList(HANConv(h, h, meta, heads=H) for _ in range(self.num_layers))
 

@@ -22,7 +22,7 @@ Between layers: ReLU (ELU for GAT, as in Velickovic et al., ICLR 2018) and dropo
 layers have ``num_heads`` heads of ``hidden_dim // num_heads`` features each (concatenated).
 
 The layer widths, self-loop handling and head counts here are exactly what
-:mod:`studylib.analysis` counts flops and bytes for (:attr:`HomogeneousGNN.dims`).
+:mod:`studylib.studies.parallelism_analysis.work_depth` counts flops and bytes for (:attr:`HomogeneousGNN.dims`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _mlp(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
 
 def _make_conv(name: str, framework: str, f_in: int, f_out: int, heads: int, gin_mlp_layers: int) -> nn.Module:
     if framework == "pyg":
-        from torch_geometric import nn as gnn
+        from torch_geometric import nn as gnn  # lazy: PyG's import is heavy and loads its optional extensions
 
         if name == "gcn":
             return gnn.GCNConv(f_in, f_out)
@@ -66,7 +66,7 @@ def _make_conv(name: str, framework: str, f_in: int, f_out: int, heads: int, gin
         if name == "gin":
             return gnn.GINConv(_mlp(f_in, f_out, gin_mlp_layers), eps=0.0, train_eps=False)
         return gnn.GATConv(f_in, f_out // heads, heads=heads, concat=True)
-    from dgl import nn as dglnn
+    from dgl import nn as dglnn  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
     if name == "gcn":
         return dglnn.GraphConv(f_in, f_out, norm="both", allow_zero_in_degree=True)

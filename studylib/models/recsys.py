@@ -21,7 +21,7 @@ sampled blocks the edge weight is ``p_ui * deg(u) / sampled_deg(u)``, so that th
 unbiased estimate of the full-graph sum; on the full graph the correction is 1.
 
 The ego embeddings live in an :class:`EmbeddingTable`: :class:`DenseTable` (one tensor; where that
-tensor's memory lives is the caller's choice, see :mod:`studylib.memory_tiers`) or
+tensor's memory lives is the caller's choice, see :mod:`studylib.studies.recsys_memory_tiers.memory_tiers`) or
 :class:`SplitTable` (hot rows in one tensor, cold rows in another, the first layer aggregating from
 both without copying either).
 """
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studylib.timing import stage
+from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, phase, stage
 
 __all__ = [
     "MODELS",
@@ -115,7 +115,7 @@ class EmbeddingTable(nn.Module):
 
     def aggregate(self, g, w: torch.Tensor) -> torch.Tensor:
         """``sum_{src -> dst} w_e E[src]`` for every dst node of ``g``: [num_dst, d]."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         return dgl.ops.u_mul_e_sum(g, self.full(), w)
 
@@ -195,7 +195,7 @@ class SplitTable(EmbeddingTable):
     def _split(self, g, w: torch.Tensor):
         key = id(g)
         if key not in self._blocks:
-            import dgl
+            import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
             src, dst = g.edges()
             hot = self.is_hot[src]
@@ -208,7 +208,7 @@ class SplitTable(EmbeddingTable):
         return self._blocks[key]
 
     def aggregate(self, g, w: torch.Tensor) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         _, parts, hit = self._split(g, w)
         self.last_hit_rate = hit
@@ -298,7 +298,7 @@ class LightGCN(_Recommender):
         self.out_dim = dim
 
     def layer(self, k: int, g, w: torch.Tensor, h) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         with stage(SPMM_STAGE):
             if isinstance(h, EmbeddingTable):
@@ -335,7 +335,7 @@ class NGCF(_Recommender):
         self.out_dim = dim * (num_layers + 1)
 
     def layer(self, k: int, g, w: torch.Tensor, h) -> torch.Tensor:
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         n_dst = g.num_dst_nodes()
         if isinstance(h, EmbeddingTable):
@@ -539,7 +539,6 @@ class BatchSampler:
 def full_graph_step(model: _Recommender, g, batch, optimizer, num_users: int, reg: float = 1e-4) -> float:
     """One BPR step with full-graph propagation: forward over ``g`` for the batch's users, positive
     and negative items, BPR loss, backward, optimizer step. Returns the loss."""
-    from studylib.timing import BACKWARD, FORWARD, OPTIMIZER_UPDATE, phase
 
     u, p, n = batch
     nodes = torch.cat([u, p + num_users, n + num_users])
@@ -657,7 +656,7 @@ class RedundancyCounter:
 
     def add(self, blocks: list) -> None:
         """Count one mini-batch's blocks (input side first)."""
-        import dgl
+        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
 
         if len(blocks) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} blocks, got {len(blocks)}")

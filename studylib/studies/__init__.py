@@ -1,0 +1,1 @@
+"""One package per study (see README.md here): none imports another."""

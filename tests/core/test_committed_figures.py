@@ -37,7 +37,7 @@ def test_committed_figure_sidecars_come_from_a_clean_tree():
 def test_redrawn_figures_do_not_mark_the_tree_dirty(tmp_path, monkeypatch):
     """Drawing the committed figures again changes tracked files under figures/; the SHA of the
     sidecars written after that must stay clean, while a change to the code makes it dirty."""
-    from studylib import hardware
+    from studylib import machine
 
     git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
     (tmp_path / "pyproject.toml").write_text("[project]\n")
@@ -49,7 +49,7 @@ def test_redrawn_figures_do_not_mark_the_tree_dirty(tmp_path, monkeypatch):
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
     monkeypatch.setenv("STUDYLIB_ROOT", str(tmp_path))
     (tmp_path / "figures" / "nb" / "f.json").write_text('{"redrawn": true}')
-    sha = hardware.git_sha()
+    sha = machine.git_sha()
     assert sha and len(sha) == 40 and not sha.endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert hardware.git_sha().endswith("-dirty")
+    assert machine.git_sha().endswith("-dirty")

@@ -1,0 +1,49 @@
+"""The heterogeneous graphs of the HGNN studies by name, and HAN's metapaths under an edge cap.
+
+``01-hgnn-training`` trains on them; ``05-parallelism-analysis`` rebuilds the same graphs to count
+the work of 01's measured configurations.
+"""
+
+from __future__ import annotations
+
+from studylib.data.hetero import HeteroGraph
+from studylib.data.hgnn_datasets import load_hetero
+from studylib.data.synthetic import synthetic_hetero
+
+
+def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> HeteroGraph:
+    """The graph of one configuration: a real dataset by name, or ``"synthetic"`` (ACM's schema,
+    node counts times ``synthetic_scale``). Raises what the loaders raise
+    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable)."""
+    if dataset == "synthetic":
+        return synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
+    return load_hetero(dataset)
+
+
+def metapath_edges(graph: HeteroGraph, metapath: list) -> int:
+    """Edges of the metapath-reachable graph of ``metapath`` (distinct node pairs), counted with
+    DGL's ``metapath_reachable_graph``; cached on the graph's ``info`` dict."""
+    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+
+    cache = graph.info.setdefault("_metapath_edges", {})
+    key = tuple(tuple(et) for et in metapath)
+    if key not in cache:
+        dg = graph.info.get("_dgl") or graph.to_dgl()
+        graph.info["_dgl"] = dg
+        cache[key] = int(dgl.metapath_reachable_graph(dg, [tuple(et) for et in metapath]).num_edges())
+    return cache[key]
+
+
+def han_metapaths(graph: HeteroGraph, max_edges: int = 0) -> tuple[dict, dict[str, int]]:
+    """The graph's named metapaths that HAN uses under an edge cap: ``(kept, skipped)`` where
+    ``kept`` maps name -> edge types and ``skipped`` maps name -> edge count of each metapath whose
+    graph has more than ``max_edges`` edges (``0`` = no cap). Raises ``ValueError`` when the cap
+    leaves no metapath."""
+    kept, skipped = {}, {}
+    for name, path in graph.metapaths.items():
+        n = metapath_edges(graph, path) if max_edges else 0
+        (skipped.__setitem__(name, n) if max_edges and n > max_edges else kept.__setitem__(name, path))
+    if not kept:
+        raise ValueError(f"{graph.name}: every metapath has more than han_max_metapath_edges={max_edges} edges "
+                         f"({skipped}); raise the cap")
+    return kept, skipped

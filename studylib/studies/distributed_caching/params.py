@@ -1,0 +1,90 @@
+"""The parameters of ``02-distributed-caching``: every default is written here once (the notebook's parameters
+cell repeats them for papermill; a test checks that they agree)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from studylib.distributed.netem import network_model
+from studylib.distributed.params import ClusterParams
+from studylib.params import NotebookParams, PositiveInt
+
+NOTEBOOK = "02-distributed-caching"
+
+
+class DistributedCachingParams(NotebookParams, ClusterParams):
+    """Parameters of ``02-distributed-caching`` (Sarkar, Ghosh, Tallent, Jannesari, IEEE CLUSTER 2024)."""
+
+    graphs: list[Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"]] = Field(
+        ["synthetic", "cora", "dblp"], min_length=1, description="graphs of the main comparison")
+    machines: list[PositiveInt] = Field([2], min_length=1, description="DistDGL machines = METIS partitions")
+    trainers_per_machine: int = Field(1, gt=0, description="trainer processes per machine")
+    networks: list[str] = Field(["1g-200us"], min_length=1, description="network models of the main comparison")
+    network_sweep: list[str] = Field(["loopback", "10g-50us", "1g-200us"],
+                                     description="network models of the speedup-vs-network sweep (sweep graph)")
+    models: list[Literal["sage", "gat"]] = Field(["sage", "gat"], min_length=1,
+                                                 description="first: all policies; others: baseline and massivegnn")
+    policies: list[Literal["prefetch", "massivegnn", "static", "lru"]] = Field(
+        ["prefetch", "massivegnn", "static", "lru"], description="compared with plain DistDGL")
+    prefetch_fraction: float = Field(0.25, gt=0, le=1, description="buffer slots per halo node")
+    alpha: float = Field(0.5, gt=0, lt=1, description="eviction score decay per unused mini-batch")
+    delta: int = Field(8, gt=0, description="mini-batches between eviction rounds")
+    eviction: bool = Field(True, description="evict and replace in the massivegnn policy")
+    fraction_sweep: list[float] = Field([0.1, 0.25, 0.5, 1.0], description="prefetch fractions of the sweep")
+    alpha_sweep: list[float] = Field([0.1, 0.5, 0.9], description="alphas of the sensitivity map")
+    delta_sweep: list[PositiveInt] = Field([2, 8, 32], description="deltas of the sensitivity map")
+    sweep_graph: Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"] = Field(
+        "synthetic", description="graph of the sweeps")
+    epochs: int = Field(4, gt=0, description="epochs per variant, alternating (warm-up epochs included)")
+    warmup_epochs: int = Field(1, ge=0, description="first epochs left out of the timings")
+    batch_size: int = Field(1000, gt=0, description="seed nodes per mini-batch and trainer")
+    min_batches_per_epoch: int = Field(8, gt=0, description="smaller batches on graphs too small for this many")
+    max_batches_per_epoch: int = Field(0, ge=0, description="cap on mini-batches per epoch; 0 = full epochs")
+    fanouts: list[PositiveInt] = Field([10, 25], min_length=1, description="sampled neighbours per layer, input layer first")
+    hidden_dim: int = Field(256, gt=0, description="hidden width")
+    num_heads: int = Field(4, gt=0, description="GAT heads of the hidden layer")
+    lr: float = Field(0.003, gt=0, description="Adam learning rate")
+    eval_max_nodes: int = Field(2000, gt=0, description="test nodes per trainer for the accuracy")
+    synthetic_nodes: int = Field(40000, ge=100, description="vertices of the synthetic power-law graph")
+    synthetic_avg_degree: float = Field(10.0, gt=0, description="its mean degree")
+    synthetic_feature_dim: int = Field(128, gt=0, description="its feature width")
+    synthetic_degree_skew: float = Field(2.0, gt=0, description="its Pareto tail index; smaller = heavier hubs")
+    synthetic_classes: int = Field(8, ge=2, description="its classes")
+    dblp_feature_dim: int = Field(256, gt=0, description="random projection width of DBLP paper features")
+    real_split: Literal["random", "standard"] = Field("random", description="Cora split: random 60/20/20 or Planetoid")
+    partition_method: Literal["metis", "random"] = Field("metis", description="node assignment of partition_graph")
+    cluster_timeout_s: float = Field(900, gt=0, description="limit of one cluster run (s)")
+    verify_features: bool = Field(False, description="compare every cached fetch with a plain pull (slow)")
+
+    @field_validator("fraction_sweep")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0 < x <= 1]
+        if bad:
+            raise ValueError(f"every prefetch fraction must be in (0, 1] (got {bad[0]})")
+        return v
+
+    @field_validator("alpha_sweep")
+    @classmethod
+    def _alphas(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0 < x < 1]
+        if bad:
+            raise ValueError(f"every alpha must be in (0, 1) (got {bad[0]})")
+        return v
+
+    @field_validator("networks", "network_sweep")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for name in v:
+            network_model(name)
+        return v
+
+    @model_validator(mode="after")
+    def _warmup_below_epochs(self):
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        if "gat" in self.models and self.hidden_dim % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_dim ({self.hidden_dim})")
+        return self

@@ -1,0 +1,13 @@
+"""``04-recsys-memory-tiers``: GNN recommenders on one big-memory machine vs distributed subgraph
+training, and the cost of a slower memory tier.
+
+Paper: Hu, Li, Yu, Zhang, *Benchmarking GNN-Based Recommender Systems on Intel Optane Persistent
+Memory*, arXiv 2207.11918.
+Notebook: ``notebooks/04-recsys-memory-tiers.ipynb``.
+Own modules: :mod:`.memory_tiers` (tiers, cgroups, placement), :mod:`.tier_worker` (the tier
+worker process), :mod:`.recsys_trainer` (the DistDGL trainer process).
+Tables (``results/04-recsys-memory-tiers/``): ``accuracy``, ``single_machine``, ``distributed``,
+``redundancy``, ``tiers``, ``tier_status``, ``footprint``.
+Figures (``figures/04-recsys-memory-tiers/``): ``epoch_time``, ``time_breakdown``, ``redundancy``,
+``tier_slowdown``, ``tier_kernels``, ``memory_footprint``.
+"""

@@ -598,9 +598,8 @@ def check_op_microbenchmarks(ctx: Context) -> Result:
 
 def _hgnn_params(b: Budget) -> SimpleNamespace:
     """01's parameters at this budget's sizes; the learning rate is 01's default."""
-    from studylib.studies.hgnn_training.params import HgnnTrainingParams
-
-    lr = HgnnTrainingParams.model_fields["lr"].default
+    model = importlib.import_module("studylib.studies.hgnn_training.params").HgnnTrainingParams
+    lr = model.model_fields["lr"].default
     return SimpleNamespace(hidden_dim=b.hidden_dim, num_layers=2, num_heads=4, seed=0, lr=lr,
                            warmup_steps=b.warmup_steps, repeat_steps=b.repeat_steps, profile_steps=b.profile_steps,
                            han_max_metapath_edges=0)

@@ -121,12 +121,6 @@ def test_time_limit_writes_the_files_and_exits_3(tmp_path):
     assert (tmp_path / dc.TEXT_NAME).read_text().splitlines()[-1] == "1 passed, 1 failed, 1 skipped"
 
 
-def test_first_module_falls_back_but_reports_a_missing_dependency():
-    assert dc._first_module("studylib.no_such_module", "studylib.timing") is timing
-    with pytest.raises(ModuleNotFoundError):
-        dc._first_module("studylib.no_such_module", "studylib.also_missing")
-
-
 class _Event(SimpleNamespace):
     pass
 

@@ -87,7 +87,7 @@ def test_ssh_cluster_trains_and_tears_down(testbed, p2, tmp_path):
             "--fanouts", "3,5", "--hidden", "8", "--max-batches", "3", "--eval-max-nodes", "50", "--num-classes", "3",
             "--verify"]
     work = tmp_path / "run"
-    res = cl.run_cluster(p2, "studylib.distributed.node_trainer", args, _spec(testbed), timeout_s=300, workdir=work)
+    res = cl.run_cluster(p2, "studylib.studies.distributed_caching.node_trainer", args, _spec(testbed), timeout_s=300, workdir=work)
     assert res.ok and res.mode == "ssh" and res.exit_codes == {"server0": 0, "server1": 0, "trainer0": 0,
                                                                "trainer1": 0}
     # the logs were streamed back from the hosts

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from studylib import paths
+from studylib.atomic import set_created_mode
 
 __all__ = ["PARTITION_METHODS", "graph_checksum", "load_orig_nids", "partition", "partition_statistics",
            "read_partition_config"]
@@ -174,6 +175,7 @@ def partition(graph, num_parts: int, *, method: str = "metis", name: str, cache_
         return config
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+    set_created_mode(tmp, directory=True)  # mkdtemp makes 0700; give the umask's mode
     try:
         import contextlib
         import io

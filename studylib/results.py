@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studylib import atomic, hardware, paths
+from studylib import atomic, hardware, memory, paths
 
 
 def new_run_id() -> str:
@@ -226,8 +226,10 @@ class ResultTable:
 
         ``measure`` returns a list of row dicts (config columns are filled from ``config`` when
         absent). A configuration that runs out of memory (``MemoryError`` or
-        ``torch.cuda.OutOfMemoryError``) is recorded as one row with ``status="oom"`` and the
-        sweep goes on; other exceptions propagate. Shows a tqdm progress bar. Returns the table.
+        ``torch.cuda.OutOfMemoryError``) is recorded as one row with ``status="oom"``, one refused
+        by its memory estimate (:class:`studylib.memory.Refused`) as one row with
+        ``status="refused"``, ``memory_estimate_bytes`` and ``memory_available_bytes``; the sweep
+        goes on. Other exceptions propagate. Shows a tqdm progress bar. Returns the table.
         """
         import torch
         from tqdm.auto import tqdm
@@ -243,6 +245,8 @@ class ResultTable:
             try:
                 rows = measure(config)
                 rows = [{**config, "status": "ok", **r} for r in rows]
+            except memory.Refused as err:  # estimated not to fit: recorded with the numbers, not run
+                rows = [memory.refused_row(config, err.decision, oom_metric_columns)]
             except (MemoryError, torch.cuda.OutOfMemoryError) as err:
                 rows = [{**config, "status": "oom", "error": str(err)[:200],
                          **{c: float("nan") for c in oom_metric_columns}}]

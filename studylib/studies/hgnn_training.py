@@ -61,10 +61,16 @@ STEP_REGIONS = (timing.FEATURE_PROJECTION, NEIGHBOR_AGGREGATION, timing.SEMANTIC
 def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> HeteroGraph:
     """The graph of one configuration: a real dataset by name, or ``"synthetic"`` (ACM's schema,
     node counts times ``synthetic_scale``). Raises what the loaders raise
-    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable)."""
+    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable), and
+    :class:`studylib.memory.Refused` (estimate and available memory) for a synthetic graph that
+    would not fit in memory."""
     from studylib import data
 
     if dataset == "synthetic":
+        from studylib import memory  # refuse a graph that cannot fit before generating it
+
+        memory.require(memory.synthetic_hetero_estimate("acm", synthetic_scale),
+                       what=f"{NOTEBOOK}: synthetic graph at synthetic_scale={synthetic_scale:g}")
         return data.synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
     return data.load_hetero(dataset)
 

@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 PROFILE ?= small
 NOTEBOOKS ?=
 STAMP := $(VENV)/.installed
+EXT_STAMP := $(VENV)/.pyg-extensions
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-ext data figures test test-fast lab report clean lint
+.PHONY: help setup data figures test test-fast lab report clean lint
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,12 +22,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-setup: $(STAMP) ## create .venv and install studylib with its pinned dependencies
+# PyG's extension kernels (torch-scatter, torch-sparse): wheels from $$PIP_FIND_LINKS or PyG's index,
+# else built from source (slow); the suite still runs where neither works.
+$(EXT_STAMP): $(STAMP) scripts/install_pyg_extensions.sh
+	bash scripts/install_pyg_extensions.sh $(PY)
+	@touch $@
 
-setup-ext: $(STAMP) ## optional: compile torch-scatter and torch-sparse against the pinned torch (slow)
-	$(PY) -m pip install --no-build-isolation torch-scatter torch-sparse
+setup: $(EXT_STAMP) ## create .venv, install studylib with its pinned dependencies and PyG's extension kernels
 
-data: $(STAMP) ## fetch the small real datasets into data/ (from $$STUDYLIB_DATA_MIRROR, else download)
+data: $(EXT_STAMP) ## fetch the small real datasets into data/ (from $$STUDYLIB_DATA_MIRROR, else download)
 	$(PY) -m studylib data
 
 figures: data ## regenerate every figure of the PROFILE (default small) into figures/ and results/
@@ -35,16 +39,16 @@ figures: data ## regenerate every figure of the PROFILE (default small) into fig
 report: $(STAMP) ## write reports/index.html: every figure with its provenance
 	$(PY) -m studylib report
 
-test: $(STAMP) ## run the test suite (includes the smoke profile of every notebook)
+test: $(EXT_STAMP) ## run the test suite (includes the smoke profile of every notebook)
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP) ## the test suite without the slow end-to-end tests
+test-fast: $(EXT_STAMP) ## the test suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check studylib tests
 
-lab: $(STAMP) ## open the notebooks in JupyterLab
+lab: $(EXT_STAMP) ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean: ## remove outputs and caches (keeps .venv and data/)

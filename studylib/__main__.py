@@ -1,7 +1,8 @@
 """Command line of the study suite: ``python -m studylib {run,report,list}``.
 
 Exit status: 0 when everything asked for succeeded, 1 when a notebook failed or timed out,
-2 for a usage error (unknown notebook or profile, invalid parameters) -- then nothing has run.
+2 for a usage error (unknown notebook or profile, invalid parameters) -- then nothing has run,
+128 + the signal number after a Ctrl-C (130) or a SIGTERM (143) stopped a run.
 No command ever prompts; none reads stdin.
 """
 
@@ -31,7 +32,8 @@ selected notebooks are validated before the first one starts. A fresh run id (UT
 digits) is injected as parameter run_id unless --set run_id=... is given; kernels also see
 STUDYLIB_PROFILE, STUDYLIB_RUN_ID and MPLBACKEND=Agg.
 
-exit status: 0 all ok, 1 some notebook failed or timed out, 2 bad arguments/parameters (nothing ran).
+exit status: 0 all ok, 1 some notebook failed or timed out, 2 bad arguments/parameters (nothing ran),
+130 interrupted by Ctrl-C, 143 by SIGTERM (the running notebook is recorded as interrupted).
 
 examples:
   python -m studylib run --profile smoke
@@ -100,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser(
         "data", help="fetch datasets into the cache data/ (from $STUDYLIB_DATA_MIRROR, else download)",
         description="Resolve datasets into the project's cache: copy them from the read-only mirror "
-                    "named by STUDYLIB_DATA_MIRROR (checksums verified) or download them. Without names: "
-                    "every dataset of the small profiles (ogbn-* are fetched by the paper profile).")
+                    "named by STUDYLIB_DATA_MIRROR (checksums verified) or, when that variable is not set, "
+                    "download them -- the only command that uses the network. Without names: "
+                    "every dataset of the small profiles (name ogbn-mag to fetch it for the paper profile).")
     data.add_argument("names", nargs="*", metavar="DATASET", help="dataset names (default: the small ones)")
 
     lst = sub.add_parser(
@@ -134,9 +137,14 @@ def main(argv: list[str] | None = None) -> int:
                 notebook_overrides=scoped, progress=args.progress, write_report=args.report)
         except (ValueError, FileNotFoundError) as err:
             return _error(str(err))
-        except KeyboardInterrupt:
-            print("interrupted: the running notebook was stopped", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (runner.RunInterrupted)
+            signum = getattr(err, "signum", 2)
+            done = getattr(err, "results", [])
+            if done:
+                print(runner.format_summary(done))
+            print("interrupted: the running notebook was stopped and recorded as interrupted in "
+                  f"{runner.display_path(runner.paths.reports_dir() / 'runs.json')}", file=sys.stderr)
+            return 128 + signum
         print(runner.format_summary(results))
         if args.report:
             print(f"report: {runner.display_path(runner.paths.reports_dir() / 'index.html')}")
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = 0
         for name in names:
             try:
-                print(f"{name:16s} {data.resolve(name)}")
+                print(f"{name:16s} {data.resolve(name, download=True)}")
             except (ValueError, FileNotFoundError) as err:
                 failed += 1
                 _error(str(err))

@@ -447,7 +447,9 @@ def partition_statistics(src, dst, n: int, assignment, num_parts: int | None = N
     """Count inner vertices, inner edges, cut edges and halo vertices per partition.
 
     Args:
-        src, dst: int ``[m]`` directed edges (messages flow ``src -> dst``).
+        src, dst: int ``[m]`` directed edges (messages flow ``src -> dst``). A repeated edge
+            counts once per copy in the edge counts (each copy is a message) and its source
+            once in the halo vertices (a halo vertex's features are fetched once).
         n: vertex count.
         assignment: int ``[n]``, the partition of each vertex (e.g. from
             ``dgl.metis_partition_assignment``).
@@ -956,8 +958,10 @@ class HeteroStats:
 def hetero_statistics(graph, metapaths: dict | None = None) -> HeteroStats:
     """:class:`HeteroStats` of a :class:`studylib.data.HeteroGraph`: its relations, or, when
     ``metapaths`` (name -> list of edge types) is given, the metapath-reachable graphs of the
-    target type (distinct (start, end) pairs, as DGL's ``metapath_reachable_graph`` and PyG's
-    ``AddMetaPaths`` build them; counted with scipy sparse products)."""
+    target type (distinct (start, end) pairs, as DGL's ``metapath_reachable_graph`` and
+    :func:`studylib.models.hgnn.compose_metapath_pyg` build them; counted with scipy sparse
+    products, whose COO -> CSR conversion merges duplicate pairs). A relation's duplicate edges
+    count once per copy (each copy sends a message in DGL and PyG alike)."""
     import scipy.sparse as sp
 
     rels = []

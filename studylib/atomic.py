@@ -86,7 +86,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _temporary(target: Path, tag: str = "") -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{tag}", suffix=".tmp", dir=target.parent)
+    """``.<name>.<pid>.<tag><random>.tmp`` next to ``target``: the writer's pid lets a later writer
+    remove what a killed one left (:func:`studylib.results.remove_stale_temporaries`)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.{tag}", suffix=".tmp", dir=target.parent)
     os.close(fd)
     return Path(tmp)
 

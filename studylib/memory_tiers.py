@@ -83,6 +83,8 @@ __all__ = [
     "is_file_backed",
     "mapping_of",
     "measure_tier_bandwidth",
+    "new_work_folder",
+    "remove_stale_work_folders",
     "numa_nodes",
     "place_table",
     "prefault_heap",
@@ -314,6 +316,53 @@ def _remove_cgroup_dir(path: Path, timeout_s: float = 5.0) -> bool:
 def _cleanup_at_exit() -> None:
     for p in list(_LIVE_CGROUPS):
         _remove_cgroup_dir(p, timeout_s=1.0)
+    for p in list(_LIVE_WORK_FOLDERS):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Work folders of the tier files
+# ---------------------------------------------------------------------------------------------
+#: prefix of the folders holding tier files and graph copies: ``recsys-tiers-<pid>-<random>``.
+WORK_PREFIX = "recsys-tiers-"
+_LIVE_WORK_FOLDERS: set[Path] = set()
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_work_folders(base: Path | str) -> list[Path]:
+    """Remove ``recsys-tiers-<pid>-*`` folders under ``base`` whose process ``<pid>`` no longer
+    runs (left by a run that was killed: its ``finally`` and ``atexit`` clean-up never ran).
+    Folders of running processes and names without a pid are left alone. Returns the removed ones."""
+    removed = []
+    for d in Path(base).glob(f"{WORK_PREFIX}*"):
+        pid = d.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_running(int(pid)) or not d.is_dir():
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def new_work_folder(base: Path | str) -> Path:
+    """A fresh folder ``base/recsys-tiers-<pid>-<random>`` for tier files, after removing stale
+    ones of killed runs (:func:`remove_stale_work_folders`). The caller removes it when done; it is
+    also removed at interpreter exit if still there."""
+    import tempfile
+
+    base = Path(base)
+    remove_stale_work_folders(base)
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=base))
+    _LIVE_WORK_FOLDERS.add(work)
+    return work
 
 
 def cleanup_stale(parent: Path | None = None) -> list[Path]:

@@ -34,7 +34,7 @@ inputs outside any timed region; :func:`canonical` turns any implementation's ou
 comparable form (dense tensor, or a tuple of tensors) so that tests can check that all
 implementations of an operation agree.
 
-The optional extensions ``torch_scatter`` and ``torch_sparse`` (``make setup-ext``) add
+The optional extensions ``torch_scatter`` and ``torch_sparse`` (``make setup``) add
 implementations when importable; :func:`extensions` reports what is installed, and each measured
 row records the kernels that actually ran (see :func:`detect_backend`).
 """

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from studylib import paths
+from studylib.distributed.params import ClusterParams
 
 PROFILES = ("smoke", "small", "paper")
 
@@ -304,7 +305,7 @@ class ParallelismAnalysisParams(NotebookParams):
         return self
 
 
-class DistributedCachingParams(NotebookParams):
+class DistributedCachingParams(NotebookParams, ClusterParams):
     """Parameters of ``02-distributed-caching`` (Sarkar, Ghosh, Tallent, Jannesari, IEEE CLUSTER 2024)."""
 
     graphs: list[Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"]] = Field(
@@ -383,7 +384,7 @@ class DistributedCachingParams(NotebookParams):
         return self
 
 
-class RecsysMemoryTiersParams(NotebookParams):
+class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
     """Parameters of ``04-recsys-memory-tiers`` (Hu, Li, Yu, Zhang, arXiv 2207.11918)."""
 
     datasets: list[str] = Field(["movielens-100k"], min_length=1,

@@ -10,6 +10,11 @@ one nor copies that disagree, and a rerun with the same parameters measures only
 configurations that are missing. The sidecar and the parquet file carry the same ``generation``
 marker (and the sidecar the SHA-256 of the parquet and CSV copies), so a reader can tell copies
 of one write apart from a mix. Files get the user's umask (0644 under 022).
+
+A configuration whose rows go to several tables (one cluster run: epochs, batches, ...) is written
+through a :class:`ResultGroup`: it counts as measured only once *all* its tables are written, which a
+completion marker records after the last one; a run killed between two tables is measured again,
+and the rows its first attempt left are replaced, not duplicated.
 """
 
 from __future__ import annotations
@@ -150,6 +155,9 @@ class ResultTable:
         self.machine = hardware.probe()
         self.fingerprint = fingerprint(self.parameters, self.machine)
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
+        atomic.recover(self.path)  # finish an interrupted write first: its temporaries are needed
+        remove_stale_temporaries(self.path.parent, [self.path.name, self.path.with_suffix(".csv").name,
+                                                    self.path.with_suffix(".json").name])
         self._frame = self._load()
 
     def _load(self) -> pd.DataFrame:
@@ -200,10 +208,12 @@ class ResultTable:
             raise
 
     def _write(self) -> None:
-        """Write the parquet, CSV and JSON copies as one unit (all or none; the sidecar last)."""
+        """Write the parquet, CSV and JSON copies as one unit (all or none). The parquet file (what
+        a rerun resumes from) is renamed last: a reader that does not finish an interrupted set
+        first (:func:`studylib.atomic.recover`) still never sees a parquet row without its copies."""
         csv, sidecar = self.path.with_suffix(".csv"), self.path.with_suffix(".json")
         generation = new_run_id()
-        with atomic.atomic_paths([self.path, csv, sidecar]) as tmp:
+        with atomic.atomic_paths([csv, sidecar, self.path]) as tmp:
             _write_parquet(self._frame, tmp[self.path], generation)
             self._frame.to_csv(tmp[csv], index=False)
             tmp[sidecar].write_text(_json_text({
@@ -215,6 +225,19 @@ class ResultTable:
                 "copies": {"parquet": {"file": self.path.name, "sha256": _sha256(tmp[self.path])},
                            "csv": {"file": csv.name, "sha256": _sha256(tmp[csv])}},
             }))
+
+    def discard(self, config: dict) -> int:
+        """Remove the rows of configuration ``config`` (matched on the config columns, as strings)
+        and rewrite the table when any were removed. Returns the number of rows removed."""
+        if self._frame.empty:
+            return 0
+        key = self._key(config, self.config_columns)
+        keep = [self._key(r, self.config_columns) != key for _, r in self._frame[self.config_columns].iterrows()]
+        removed = len(keep) - sum(keep)
+        if removed:
+            self._frame = self._frame[keep].reset_index(drop=True)
+            self._write()
+        return removed
 
     def frame(self) -> pd.DataFrame:
         """The table as a DataFrame (a copy)."""
@@ -252,6 +275,106 @@ class ResultTable:
                          **{c: float("nan") for c in oom_metric_columns}}]
             self.add(rows)
         return self.frame()
+
+
+def remove_stale_temporaries(folder: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` made for the files ``names`` in
+    ``folder`` (``.<name>.<pid>.*.tmp``) and whose writing process ``<pid>`` no longer runs (it was
+    killed mid-write). Returns the removed paths."""
+    removed = []
+    for name in names:
+        for p in Path(folder).glob(f".{name}.*.tmp"):
+            pid = p.name[len(name) + 2:].split(".", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultGroup:
+    """Tables written together, configuration by configuration: a configuration counts as
+    measured only when every table of the group holds its rows.
+
+    :meth:`write` first removes any rows of the configuration that an interrupted earlier attempt
+    left in the tables, then adds each table's rows in order, and last records the configuration
+    in the completion marker ``results/<notebook>/<name>.complete.json`` (atomically; one list of
+    configuration keys per fingerprint). :meth:`complete` reads that marker. For a fingerprint the
+    marker does not know yet (tables written before markers existed, or a kill after the last
+    table but before the marker), a configuration is complete when the *last* table holds rows of
+    it: tables are written in order, so its rows imply all the others.
+
+    Args:
+        notebook: notebook name (folder under ``results/``).
+        name: name of the group (the marker's file stem).
+        table_names: the tables, in the order they are written.
+        config_columns, parameters, run_id: as for :class:`ResultTable` (shared by all tables).
+
+    Attributes:
+        tables: table name -> :class:`ResultTable`.
+    """
+
+    def __init__(self, notebook: str, name: str, table_names: Iterable[str], config_columns: Iterable[str],
+                 parameters: dict | None = None, run_id: str | None = None):
+        names = list(table_names)
+        if not names:
+            raise ValueError(f"{notebook}/{name}: a result group needs at least one table")
+        self.notebook, self.name = notebook, name
+        self.config_columns = list(config_columns)
+        self.tables = {n: ResultTable(notebook, n, self.config_columns, parameters, run_id) for n in names}
+        self.fingerprint = self.tables[names[-1]].fingerprint
+        self.marker = paths.results_dir(notebook) / f"{name}.complete.json"
+        remove_stale_temporaries(self.marker.parent, [self.marker.name])
+        self._complete = self._load_marker()
+
+    def _load_marker(self) -> set[tuple]:
+        try:
+            known = json.loads(self.marker.read_text()).get("complete", {})
+        except (OSError, ValueError, AttributeError):
+            known = {}
+        if isinstance(known, dict) and self.fingerprint in known:
+            return {tuple(str(v) for v in key) for key in known[self.fingerprint]}
+        return set(self.tables[list(self.tables)[-1]].done())
+
+    def complete(self, config: dict) -> bool:
+        """Whether every table of the group was written for ``config`` (a dict holding the config
+        columns)."""
+        return ResultTable._key(config, self.config_columns) in self._complete
+
+    def write(self, config: dict, rows: dict[str, list[dict]]) -> None:
+        """Write the rows of one configuration to every table, then mark it complete.
+
+        Args:
+            config: the configuration (its config columns identify it).
+            rows: table name -> rows (each holding the config columns); a table without an entry
+                gets no rows.
+
+        Raises:
+            KeyError: a table name that is not in the group, or a row lacking a config column.
+        """
+        unknown = sorted(set(rows) - set(self.tables))
+        if unknown:
+            raise KeyError(f"{self.notebook}/{self.name}: no table(s) {unknown} in this group")
+        for table in self.tables.values():
+            table.discard(config)
+        for name, table in self.tables.items():
+            table.add(rows.get(name) or [])
+        self._complete.add(ResultTable._key(config, self.config_columns))
+        write_json(self.marker, {"notebook": self.notebook, "group": self.name, "tables": list(self.tables),
+                                 "config_columns": self.config_columns,
+                                 "complete": {self.fingerprint: sorted(list(k) for k in self._complete)},
+                                 "updated_utc": utc_now()})
 
 
 def read_table(notebook: str, name: str) -> pd.DataFrame | None:

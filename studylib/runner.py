@@ -20,7 +20,17 @@ cell, and also when a cell fails. The parent waits at most ``timeout`` seconds; 
 interrupts the kernel (SIGINT, like Jupyter's interrupt button: the cell raises KeyboardInterrupt,
 papermill records it and saves the notebook), then, if need be, SIGTERMs the child and kills
 whatever is left of the process tree (see :func:`_stop_tree`), and marks the output notebook as
-timed out. A Ctrl-C at the terminal stops the running notebook the same way.
+timed out. A Ctrl-C at the terminal, or a SIGTERM to the runner, stops the running notebook the
+same way and marks it *interrupted* (in ``runs.json``, the HTML index and the executed notebook, with
+the cell it stopped in). When the runner itself is killed (SIGKILL), its child notices within two
+seconds, interrupts the kernel the same way and records the notebook as interrupted itself; and
+before a notebook starts, its ``runs.json`` entry already says *interrupted* (no end recorded), so
+that no earlier "ok" survives a run that never ended.
+
+Every notebook gets a private temporary folder (``studylib-run-<pid>-*``, also the kernel's
+``TMPDIR``) that is removed when it ends, however it ends; folders of runners that died without
+removing theirs (``studylib-run-*``, ``studylib-kernel-*`` of a process that no longer exists) are
+removed when the next run starts.
 
 The kernel is the current interpreter: the child's ``PATH`` starts with ``sys.executable``'s folder,
 and :func:`kernel_setup` checks that the ``python3`` kernel spec resolves to ``sys.executable``
@@ -73,7 +83,12 @@ TERM_GRACE_S = 10.0
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_TIMED_OUT = "timed out"
+STATUS_INTERRUPTED = "interrupted"
 STATUS_SKIPPED = "skipped"
+
+#: prefixes of the runner's temporary folders (followed by the owning process id and a dash).
+RUN_TMP_PREFIX = "studylib-run-"
+KERNEL_TMP_PREFIX = "studylib-kernel-"
 
 _RUNS_FILE = "runs.json"
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -93,8 +108,9 @@ class RunResult:
         notebook: notebook name (``01-hgnn-training``).
         profile: parameter profile it ran with.
         run_id: run id injected as parameter ``run_id``.
-        status: ``"ok"``, ``"failed"``, ``"timed out"`` or ``"skipped"`` (not run after an earlier
-            failure with ``keep_going=False``).
+        status: ``"ok"``, ``"failed"``, ``"timed out"``, ``"interrupted"`` (Ctrl-C, SIGTERM or a
+            killed runner) or ``"skipped"`` (not run after an earlier failure with
+            ``keep_going=False``).
         seconds: wall-clock seconds of the execution (child start to end), 0 when skipped.
         output: the executed notebook ``reports/<profile>/<notebook>.ipynb`` (may not exist when the
             notebook failed before papermill wrote anything, or was skipped).
@@ -132,6 +148,16 @@ class RunResult:
         d = asdict(self)
         d["output"] = str(self.output)
         return d
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised by :func:`run_notebooks` after a Ctrl-C (SIGINT) or a SIGTERM stopped a notebook;
+    ``signum`` is the signal, ``results`` the results so far (the interrupted notebook included)."""
+
+    def __init__(self, signum: int = signal.SIGINT, results: list | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+        self.results = list(results or [])
 
 
 @dataclass
@@ -267,7 +293,8 @@ def prepare_runs(
     if stray:
         raise ValueError(f"--set for notebook(s) not selected in this run: {', '.join(stray)}")
 
-    run_id = run_id or new_run_id()
+    # a run id given with --set run_id=X (for all notebooks) is the run's id
+    run_id = run_id or (overrides or {}).get("run_id") or new_run_id()
     problems: list[str] = []
     prepared: list[PreparedRun] = []
     out_dir = paths.reports_dir() / profile
@@ -332,7 +359,7 @@ def kernel_setup(env: dict[str, str]) -> tuple[dict[str, str], Path | None, str]
     if argv0 is not None and language == "python" and (
             argv0 in bare or os.path.abspath(argv0) == os.path.abspath(sys.executable)):
         return {}, None, f"kernel {KERNEL_NAME} -> {sys.executable}"
-    tmp = Path(tempfile.mkdtemp(prefix="studylib-kernel-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{KERNEL_TMP_PREFIX}{os.getpid()}-"))
     spec_dir = tmp / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(json.dumps({
@@ -372,12 +399,31 @@ class _Terminated(BaseException):
     """Raised in the child by SIGTERM (time-out): unwinds papermill so it saves the notebook."""
 
 
+def _signal_children(pid: int, signum: int) -> None:
+    """Send ``signum`` to the direct children of process ``pid`` (the kernels of a runner child)."""
+    import psutil
+
+    try:
+        kids = psutil.Process(pid).children()
+    except psutil.Error:
+        return
+    for k in kids:
+        try:
+            k.send_signal(signum)
+        except psutil.Error:
+            pass
+
+
 def _child_entry(job_file: str) -> None:
     """Body of the child process ``python -c 'from studylib.runner import _child_entry; ...'``.
 
-    Reads the job (input, output, cwd, parameters, progress bar) from ``job_file``, runs papermill,
-    and writes the outcome as JSON to the job's ``result`` path. SIGTERM makes papermill save the
-    notebook and the child exit with status 3 without a result. Not meant to be called otherwise.
+    Reads the job (input, output, cwd, parameters, progress bar, and what a killed runner would
+    have recorded) from ``job_file``, runs papermill, and writes the outcome as JSON to the job's
+    ``result`` path. SIGTERM makes papermill save the notebook and the child exit with status 3
+    without a result. When the runner disappears (killed), the child interrupts its kernel (SIGINT,
+    so the running cell is recorded), records the notebook as interrupted in ``runs.json``, the
+    executed notebook and the index, and removes the runner's temporary folders (see
+    :func:`_finish_orphan`). Not meant to be called otherwise.
     """
     def on_term(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -385,21 +431,25 @@ def _child_entry(job_file: str) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     parent = os.getppid()
+    orphaned, finishing = threading.Event(), threading.Event()
 
-    def watch_parent():  # the runner was killed hard: stop too (papermill then saves and exits)
-        while True:
+    def watch_parent():  # the runner was killed hard: interrupt the kernel; stop if that does not end it
+        while os.getppid() == parent:
             time.sleep(2.0)
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+        orphaned.set()
+        _signal_children(os.getpid(), signal.SIGINT)
+        if not finishing.wait(TERM_GRACE_S):
+            os.kill(os.getpid(), signal.SIGTERM)
 
+    job: dict = {}
+    result: dict = {}
     try:
         threading.Thread(target=watch_parent, daemon=True).start()
         job = json.loads(Path(job_file).read_text())
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
-        result: dict = {"status": STATUS_OK}
+        result = {"status": STATUS_OK}
         try:
             papermill.execute_notebook(
                 job["input"], job["output"], parameters=job["parameters"], kernel_name=KERNEL_NAME,
@@ -411,10 +461,41 @@ def _child_entry(job_file: str) -> None:
                       "source_cell_index": _source_cell_index(job["output"], err.cell_index)}
         except Exception as err:  # kernel died or did not start, unreadable notebook ...
             result = {"status": STATUS_FAILED, "ename": type(err).__name__, "evalue": str(err)}
+        finishing.set()
         _atomic_write(Path(job["result"]), json.dumps(result, default=str))
     except _Terminated:
+        finishing.set()
+        if orphaned.is_set() and job:
+            _signal_children(os.getpid(), signal.SIGKILL)  # no runner is left to stop the kernel
+            _finish_orphan(job_file, job, {})
         sys.stderr.flush()
         os._exit(3)  # no interpreter teardown: the kernel is the parent's to stop
+    if orphaned.is_set() and job:
+        _finish_orphan(job_file, job, result)
+
+
+def _finish_orphan(job_file: str, job: dict, payload: dict) -> None:
+    """What the runner would have done after a notebook, done by a child whose runner was killed:
+    record the outcome (``interrupted`` unless the notebook had already ended by itself) in
+    ``runs.json``, the executed notebook and (``job["write_report"]``) the index, then remove the
+    runner's temporary folders. Best effort: nothing here may raise."""
+    try:
+        res = RunResult(job["notebook"], job["profile"], job["run_id"], STATUS_INTERRUPTED,
+                        max(0.0, time.time() - float(job.get("started_unix", time.time()))), Path(job["output"]),
+                        parameters=job.get("parameters") or {})
+        _apply_payload(res, payload)
+        if res.status == STATUS_FAILED and res.ename == "KeyboardInterrupt" or not payload:
+            res.status = STATUS_INTERRUPTED
+            res.message = f"interrupted: the runner was killed{_where(res)}; stopped, partial output kept"
+        if res.status == STATUS_INTERRUPTED and res.output.is_file():
+            _mark_stopped(res, "the runner was killed")
+        _record_runs([res])
+        if job.get("write_report"):
+            write_index(convert=False)
+    except Exception:
+        pass
+    for folder in [Path(job_file).parent, *(Path(p) for p in job.get("cleanup") or [])]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _source_cell_index(output: str, cell_index: int | None) -> int | None:
@@ -484,82 +565,159 @@ def _stop_tree(proc: subprocess.Popen, grace: float = TERM_GRACE_S, interrupt: b
     psutil.wait_procs(alive, timeout=3)
 
 
-def _mark_timed_out(output: Path, timeout: float, run_id: str) -> None:
-    """Add a banner cell and ``metadata.studylib`` to a timed-out notebook (quietly best-effort)."""
+def _where(res: RunResult) -> str:
+    """`` in cell N (0-based; In [n])`` for a result that names its cell, else ``""``."""
+    if res.cell_index is None:
+        return ""
+    shown = res.source_cell_index if res.source_cell_index is not None else res.cell_index
+    return f" in cell {shown} (0-based; In [{res.exec_count}])"
+
+
+def _apply_payload(res: RunResult, payload: dict) -> None:
+    """Copy a child's result (status, failing cell, exception) into ``res``."""
+    if payload.get("status"):
+        res.status = payload["status"]
+    for key in ("cell_index", "source_cell_index", "exec_count", "ename", "evalue"):
+        setattr(res, key, payload.get(key))
+    if res.status == STATUS_FAILED:
+        evalue = (res.evalue or "").strip().splitlines()
+        res.message = f"failed{_where(res)}: {res.ename}: {evalue[0] if evalue else ''}".rstrip(": ")
+
+
+def _mark_stopped(res: RunResult, why: str, extra: dict | None = None) -> None:
+    """Add a banner cell and ``metadata.studylib`` (status, run id, the cell it stopped in) to the
+    executed notebook of a timed-out or interrupted run (quietly best-effort)."""
     try:
         import nbformat
 
-        nb = nbformat.read(output, as_version=4)
+        nb = nbformat.read(res.output, as_version=4)
         cell = nbformat.v4.new_markdown_cell(
             f'<span style="color:red;font-family:Helvetica Neue, Helvetica, Arial, sans-serif;font-size:2em;">'
-            f"Stopped by the studylib runner: time-out after {timeout:g} s (run {run_id}). "
-            f"Outputs below are those saved before it was stopped.</span>")
-        cell.metadata["tags"] = ["studylib-timeout"]
+            f"Stopped by the studylib runner: {html.escape(why)}{html.escape(_where(res))} (run "
+            f"{html.escape(res.run_id)}). Outputs below are those saved before it was stopped.</span>")
+        cell.metadata["tags"] = ["studylib-timeout" if res.status == STATUS_TIMED_OUT else "studylib-interrupted"]
         nb.cells.insert(0, cell)
-        nb.metadata["studylib"] = {"status": STATUS_TIMED_OUT, "timeout_s": timeout, "run_id": run_id}
-        _atomic_write(output, nbformat.writes(nb))
+        nb.metadata["studylib"] = {"status": res.status, "run_id": res.run_id, "reason": why,
+                                   "cell_index": res.cell_index, "source_cell_index": res.source_cell_index,
+                                   "exec_count": res.exec_count, **(extra or {})}
+        _atomic_write(res.output, nbformat.writes(nb))
     except Exception:
         pass
 
 
+def _mark_timed_out(output: Path, timeout: float, run_id: str) -> None:
+    """Add a banner cell and ``metadata.studylib`` to a timed-out notebook (quietly best-effort)."""
+    res = RunResult(output.stem, "", run_id, STATUS_TIMED_OUT, 0.0, output)
+    _mark_stopped(res, f"time-out after {timeout:g} s", {"timeout_s": timeout})
+
+
+def _read_payload(result_file: Path) -> dict | None:
+    try:
+        payload = json.loads(result_file.read_text())
+        return payload if isinstance(payload, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_of(folder: Path, prefix: str) -> int | None:
+    head = folder.name[len(prefix):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def remove_stale_temporary_folders(base: Path | str | None = None) -> list[Path]:
+    """Remove ``studylib-run-<pid>-*`` and ``studylib-kernel-<pid>-*`` folders under ``base``
+    (default: the system temporary folder) whose process ``<pid>`` no longer exists -- left by a
+    runner that was killed together with its child. Returns the removed folders."""
+    import psutil
+
+    base = Path(base or tempfile.gettempdir())
+    removed = []
+    for prefix in (RUN_TMP_PREFIX, KERNEL_TMP_PREFIX):
+        for folder in base.glob(f"{prefix}*"):
+            pid = _pid_of(folder, prefix)
+            if pid is None or pid == os.getpid() or psutil.pid_exists(pid) or not folder.is_dir():
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _execute_one(prep: PreparedRun, profile: str, run_id: str, env: dict, timeout: float | None,
-                 progress_bar: Any) -> RunResult:
+                 progress_bar: Any, write_report: bool = False, cleanup: Iterable[Path] = ()) -> RunResult:
     """Run one prepared notebook in a child process under ``timeout``; never raises for a notebook
-    failure (KeyboardInterrupt is re-raised after the child and its kernel are stopped)."""
+    failure. A KeyboardInterrupt (Ctrl-C) or :class:`RunInterrupted` (SIGTERM) stops the child and
+    its kernel, marks the notebook interrupted, and is re-raised as :class:`RunInterrupted` holding
+    the result. ``run_id`` is the notebook's own (``prep.parameters["run_id"]``) when set."""
+    run_id = str(prep.parameters.get("run_id") or run_id)
+    env = {**env, "STUDYLIB_RUN_ID": run_id}
     prep.output_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (prep.output_path, prep.output_path.with_suffix(".html")):
         stale.unlink(missing_ok=True)
     base = RunResult(prep.notebook, profile, run_id, STATUS_FAILED, 0.0, prep.output_path,
                      parameters=prep.parameters)
-    with tempfile.TemporaryDirectory(prefix="studylib-run-") as tmp:
+    # until the notebook ends, its record says that no end was recorded (true also after a SIGKILL)
+    pending = RunResult(prep.notebook, profile, run_id, STATUS_INTERRUPTED, 0.0, prep.output_path,
+                        message=f"started {datetime.now(UTC).isoformat(timespec='seconds')}; no end was recorded "
+                                "(the runner was stopped before the notebook ended, or it is still running)")
+    _record_runs([pending])
+    if write_report:
+        with _suppress_all():
+            write_index(convert=False)
+    with tempfile.TemporaryDirectory(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-") as tmp:
         job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        (Path(tmp) / "tmp").mkdir()
+        env["TMPDIR"] = str(Path(tmp) / "tmp")  # the kernel's temporary files go with this folder
         job_file.write_text(json.dumps({
             "input": str(prep.input_path), "output": str(prep.output_path), "cwd": str(paths.notebooks_dir()),
-            "parameters": prep.parameters, "progress_bar": progress_bar, "result": str(result_file)}, default=str))
+            "parameters": prep.parameters, "progress_bar": progress_bar, "result": str(result_file),
+            "notebook": prep.notebook, "profile": profile, "run_id": run_id, "started_unix": time.time(),
+            "write_report": write_report, "cleanup": [str(c) for c in cleanup]}, default=str))
         code = f"from studylib.runner import _child_entry; _child_entry({str(job_file)!r})"
         start = time.monotonic()
-        # own process group: a Ctrl-C at the terminal reaches the runner only, which stops the child
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL, process_group=0)
+        proc = None
         try:
+            # own process group: a Ctrl-C at the terminal reaches the runner only, which stops the child
+            proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL, process_group=0)
             proc.wait(timeout or None)
         except subprocess.TimeoutExpired:
             _stop_tree(proc)
             base.seconds = time.monotonic() - start
-            base.status = STATUS_TIMED_OUT
-            where = ""
-            try:  # the interrupted cell, when papermill recorded the KeyboardInterrupt
-                cut = json.loads(result_file.read_text())
-                if cut.get("cell_index") is not None:
-                    for key in ("cell_index", "source_cell_index", "exec_count"):
-                        setattr(base, key, cut.get(key))
-                    shown = base.source_cell_index if base.source_cell_index is not None else base.cell_index
-                    where = f" in cell {shown} (0-based; In [{base.exec_count}])"
-            except (OSError, ValueError):
-                pass
-            base.message = f"timed out after {timeout:g} s{where}; stopped, partial output kept"
+            _apply_payload(base, _read_payload(result_file) or {})
+            base.status = STATUS_TIMED_OUT  # the interrupted cell, when papermill recorded the KeyboardInterrupt
+            base.message = f"timed out after {timeout:g} s{_where(base)}; stopped, partial output kept"
             if prep.output_path.is_file():
-                _mark_timed_out(prep.output_path, timeout, run_id)
+                _mark_stopped(base, f"time-out after {timeout:g} s", {"timeout_s": timeout})
             return base
-        except BaseException:  # KeyboardInterrupt: stop the notebook as a time-out would
-            _stop_tree(proc, grace=5)
-            raise
+        except BaseException as err:  # Ctrl-C or SIGTERM: stop the notebook as a time-out would
+            signum = err.signum if isinstance(err, RunInterrupted) else signal.SIGINT
+            if proc is not None:
+                _stop_tree(proc, grace=5)
+            base.seconds = time.monotonic() - start
+            _apply_payload(base, _read_payload(result_file) or {})
+            name = signal.Signals(signum).name
+            if base.status != STATUS_OK:
+                base.status = STATUS_INTERRUPTED
+                base.message = f"interrupted by {name}{_where(base)}; stopped, partial output kept"
+                if prep.output_path.is_file():
+                    _mark_stopped(base, f"interrupted by {name}", {"signal": name})
+            raise RunInterrupted(signum, [base]) from None
         base.seconds = time.monotonic() - start
-        try:
-            payload = json.loads(result_file.read_text())
-        except (OSError, ValueError):
-            base.message = f"runner child exited with status {proc.returncode} without a result (see stderr above)"
-            return base
-    base.status = payload.get("status", STATUS_FAILED)
-    for key in ("cell_index", "source_cell_index", "exec_count", "ename", "evalue"):
-        setattr(base, key, payload.get(key))
-    if base.status == STATUS_FAILED:
-        where = ""
-        if base.cell_index is not None:
-            shown = base.source_cell_index if base.source_cell_index is not None else base.cell_index
-            where = f" in cell {shown} (0-based; In [{base.exec_count}])"
-        evalue = (base.evalue or "").strip().splitlines()
-        base.message = f"failed{where}: {base.ename}: {evalue[0] if evalue else ''}".rstrip(": ")
+        payload = _read_payload(result_file)
+    if payload is None:
+        base.message = f"runner child exited with status {proc.returncode} without a result (see stderr above)"
+        return base
+    _apply_payload(base, payload)
     return base
+
+
+class _suppress_all:
+    """``with _suppress_all():`` -- ignore any ``Exception`` (not KeyboardInterrupt) of the body."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, Exception)
 
 # --------------------------------------------------------------------------------------------
 # running
@@ -594,7 +752,9 @@ def run_notebooks(
     failure or time-out). The run id is injected as parameter ``run_id`` unless set, the same for all
     notebooks of the call; the kernels see ``STUDYLIB_PROFILE``, ``STUDYLIB_RUN_ID`` and
     ``MPLBACKEND=Agg``. Results are merged into ``reports/runs.json``; then ``reports/index.html``
-    is rewritten (``write_report``).
+    is rewritten (``write_report``) -- also after a Ctrl-C or a SIGTERM, which stop the running
+    notebook, record it as interrupted (naming the cell) and then raise :class:`RunInterrupted`.
+    A ``run_id`` set with ``--set run_id=X`` is the id recorded for the notebooks it applies to.
 
     Args:
         names: notebook names (``01-hgnn-training``); empty/None = all with a YAML in ``profile``.
@@ -614,11 +774,13 @@ def run_notebooks(
 
     Raises:
         ValueError: unknown profile/notebook or invalid parameters -- before anything runs.
-        KeyboardInterrupt: re-raised after the running notebook's processes are stopped.
+        RunInterrupted: (a KeyboardInterrupt) after a Ctrl-C or SIGTERM, once the running notebook's
+            processes are stopped and its status recorded; ``.results`` holds the results so far.
     """
     from tqdm.auto import tqdm
 
     run_id, prepared = prepare_runs(names, profile, overrides, run_id, notebook_overrides)
+    remove_stale_temporary_folders()
     limit = resolve_timeout(profile, timeout)
     env = kernel_environment(profile, run_id)
     extra, tmpdir, kernel_line = kernel_setup(env)
@@ -631,6 +793,13 @@ def run_notebooks(
         f"time-out {'none' if limit is None else f'{limit:g} s'} each; {kernel_line}")
     results: list[RunResult] = []
     stop = False
+    interrupted: RunInterrupted | None = None
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):  # SIGTERM is handled like a Ctrl-C
+            raise RunInterrupted(signum)
+
+        old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         for prep in bar:
             if stop:
@@ -640,13 +809,22 @@ def run_notebooks(
                 continue
             bar.set_postfix_str(prep.notebook)
             cell_bar: Any = {"desc": prep.notebook, "position": 1, "leave": False} if tty else False
-            res = _execute_one(prep, profile, run_id, env, limit, cell_bar)
+            res = _execute_one(prep, profile, run_id, env, limit, cell_bar, write_report,
+                               [tmpdir] if tmpdir is not None else [])
             results.append(res)
             line = f"{res.notebook}: {res.status} ({res.seconds:.1f} s)"
             say(line + (f" -- {res.message}" if res.message else "") + f" -> {display_path(res.output)}")
             if not res.ok and not keep_going:
                 stop = True
+    except KeyboardInterrupt as err:
+        interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
+        results.extend(interrupted.results)
+        interrupted.results = results
+        for res in interrupted.results[-1:]:
+            say(f"{res.notebook}: {res.status} ({res.seconds:.1f} s) -- {res.message} -> {display_path(res.output)}")
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         bar.close()
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -657,6 +835,8 @@ def run_notebooks(
             write_index()
         except Exception as err:  # a broken figure sidecar must not turn a good run into a crash
             say(f"warning: could not write the HTML index: {type(err).__name__}: {err}")
+    if interrupted is not None:
+        raise interrupted
     return results
 
 
@@ -677,7 +857,7 @@ def format_summary(results: list[RunResult]) -> str:
     lines = ["  ".join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    bad = [r for r in results if r.status in (STATUS_FAILED, STATUS_TIMED_OUT)]
+    bad = [r for r in results if r.status in (STATUS_FAILED, STATUS_TIMED_OUT, STATUS_INTERRUPTED)]
     if bad:
         lines.append("")
         lines += [f"{r.notebook}: {r.message}" for r in bad]
@@ -719,6 +899,7 @@ def read_runs() -> dict:
 
 
 def _record_runs(results: list[RunResult]) -> None:
+    """Merge ``results`` (skipped ones apart) into ``reports/runs.json`` atomically."""
     runs = read_runs()
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for r in results:
@@ -746,7 +927,7 @@ table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #ddd;padding
 vertical-align:top;font-size:.9em}th{background:#f4f4f4}
 pre{background:#f7f7f7;padding:.5em;overflow-x:auto;font-size:.85em}
 details{margin-top:.5em}summary{cursor:pointer;color:#245}
-.ok{color:#070;font-weight:bold}.failed,.timed-out{color:#b00;font-weight:bold}.unknown{color:#777}
+.ok{color:#070;font-weight:bold}.failed,.timed-out,.interrupted{color:#b00;font-weight:bold}.unknown{color:#777}
 """
 
 

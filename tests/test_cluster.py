@@ -29,7 +29,10 @@ MINE = f"sl{os.getpid()}"
 
 
 def _shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """The host's shared-memory segments, less Python multiprocessing semaphores (``sem.mp-*``),
+    which any other process on the host creates and removes at any time."""
+    names = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    return {n for n in names if not n.startswith("sem.mp-")}
 
 
 def _processes(prefix: str, workdir: Path) -> list[str]:
@@ -300,3 +303,35 @@ def test_netem_applied_and_removed_on_a_veth_pair():
     finally:
         subprocess.run(["ip", "link", "del", dev], capture_output=True)
     assert cl.leftovers(MINE)["links"] == []
+
+
+@needs_netns
+def test_a_killed_launcher_leaves_no_namespace_behind(tiny, tmp_path):
+    """SIGKILL of the launcher: its processes die with it (PR_SET_PDEATHSIG) and its reaper removes
+    the namespaces and links at once, without waiting for the next run; the subnet lock is freed."""
+    import subprocess
+    import sys
+
+    g, p2, _ = tiny
+    mod = tmp_path / "mods"
+    mod.mkdir()
+    (mod / "sleepy_trainer.py").write_text(TRAINER)
+    work = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(cl.paths.project_root()))}
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(p2), str(work), "300", str(mod)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prefix = f"sl{proc.pid}"
+    deadline = time.monotonic() + 150
+    while not (work / "out" / "pid1").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cl.leftovers(prefix)["netns"], "the cluster's namespaces exist while it runs"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while (cl.leftovers(prefix) != {"netns": [], "links": []} or _processes(prefix, work)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cl.leftovers(prefix) == {"netns": [], "links": []}
+    assert _processes(prefix, work) == []
+    with cl.lock_workdir(work):  # the dead launcher's folder lock is free again
+        pass

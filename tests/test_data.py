@@ -234,7 +234,7 @@ def test_resolve_download_step(cache, toy):
     with pytest.raises(DatasetUnavailableError, match="download=False"):
         resolve("toy", download=False)
     assert not calls
-    res = resolve_details("toy")
+    res = resolve_details("toy", download=True)
     assert calls == [cache / "toy"] and res.origin == "download" and res.checksums_verified
 
 
@@ -244,7 +244,7 @@ def test_resolve_download_failure_and_mismatch(cache, toy):
 
     toy(download=failing)
     with pytest.raises(DatasetUnavailableError, match="network is unreachable") as err:
-        resolve("toy")
+        resolve("toy", download=True)
     assert "https://example.org/toy.zip" in str(err.value)
 
     def different(folder: Path) -> None:
@@ -252,10 +252,10 @@ def test_resolve_download_failure_and_mismatch(cache, toy):
 
     toy(download=different)
     with pytest.warns(UserWarning, match="a.txt"):
-        res = resolve_details("toy")
+        res = resolve_details("toy", download=True)
     assert res.origin == "download" and not res.checksums_verified
     # the recorded download is accepted on the next (cache) resolution
-    again = resolve_details("toy")
+    again = resolve_details("toy", download=True)
     assert again.origin == "cache" and not again.checksums_verified
 
 

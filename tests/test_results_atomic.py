@@ -80,33 +80,60 @@ def test_a_full_disk_in_the_middle_of_a_write_changes_nothing(output_dirs, monke
     assert _assert_agree(folder) == 3
 
 
-def test_a_crash_between_the_renames_is_finished_by_the_next_reader(output_dirs, monkeypatch):
+@pytest.mark.parametrize("crash_at", [1, 2, 3])
+def test_a_crash_between_the_renames_is_finished_by_the_next_reader(output_dirs, monkeypatch, crash_at):
     folder = output_dirs / "results" / "nb"
     t = _table()
     real_replace = os.replace
     calls = []
 
-    def crash_after_first_rename(src, dst):
+    def crash_at_rename(src, dst):
         if Path(src).name.startswith(".t.") and not str(dst).endswith(".commit"):
             calls.append(dst)
-            if len(calls) == 2:
+            if len(calls) == crash_at:
                 raise KeyboardInterrupt  # the process dies here
         return real_replace(src, dst)
 
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
-        m.setattr(os, "replace", crash_after_first_rename)
+        m.setattr(os, "replace", crash_at_rename)
         t.add([{"k": 3, "seconds": 0.1}])
-    # on disk: the new parquet copy, the old CSV and sidecar, and the commit record
+    # on disk: the commit record and a mix (renames in order CSV, sidecar, parquet)
     assert atomic.commit_record(folder / "t.parquet").exists()
-    assert len(pd.read_parquet(folder / "t.parquet")) == 3 and len(pd.read_csv(folder / "t.csv")) == 2
-    in_parquet, in_sidecar = results._generations(folder / "t.parquet")
-    assert in_parquet != in_sidecar  # the marker tells the mix apart
+    assert len(pd.read_csv(folder / "t.csv")) == (3 if crash_at > 1 else 2)
+    assert len(pd.read_parquet(folder / "t.parquet")) == 2  # the parquet copy is renamed last
+    if crash_at == 3:  # new sidecar, old parquet: the markers tell the mix apart
+        in_parquet, in_sidecar = results._generations(folder / "t.parquet")
+        assert in_parquet != in_sidecar
 
     df = results.read_table("nb", "t")  # a reader finishes the write first
     assert len(df) == 3
     assert not atomic.commit_record(folder / "t.parquet").exists()
     assert _assert_agree(folder) == 3
     assert sorted(p.name for p in folder.iterdir()) == ["t.csv", "t.json", "t.parquet"]
+
+
+def test_stale_temporaries_of_a_committed_set_are_not_removed_before_it_is_finished(output_dirs, monkeypatch):
+    """A killed writer's temporaries are removed by the next table, but not those a commit record
+    still needs: the record is finished first."""
+    folder = output_dirs / "results" / "nb"
+    t = _table()
+    real_replace = os.replace
+
+    def crash(src, dst):
+        if Path(src).name.startswith(".t.") and not str(dst).endswith(".commit"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(os, "replace", crash)
+        t.add([{"k": 3, "seconds": 0.1}])
+    for p in folder.glob(".t.*.tmp"):  # as if written by a process that has died since
+        p.rename(p.with_name(p.name.replace(f".{os.getpid()}.", ".999999999.")))
+    record = atomic.commit_record(folder / "t.parquet")
+    record.write_text(record.read_text().replace(f".{os.getpid()}.", ".999999999."))
+    t2 = results.ResultTable("nb", "t", ["k"], {"x": 1})
+    assert len(t2.frame()) == 3
+    assert _assert_agree(folder) == 3
 
 
 def test_a_new_table_object_finishes_an_interrupted_write(output_dirs, monkeypatch):

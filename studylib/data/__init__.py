@@ -4,8 +4,8 @@ synthetic generators.
 Public API::
 
     REGISTRY: dict[str, DatasetSpec]          # name, url, folder, raw files + sha256, loader, statistics
-    resolve(name, download=True) -> Path      # cache -> mirror ($STUDYLIB_DATA_MIRROR) -> download
-    load_hetero(name) -> HeteroGraph          # "acm", "imdb", "dblp", "ogbn-mag"
+    resolve(name, download=False) -> Path     # cache -> mirror ($STUDYLIB_DATA_MIRROR) -> download if allowed
+    load_hetero(name, download=False)         # "acm", "imdb", "dblp", "ogbn-mag" -> HeteroGraph
     load_heco(directory, name, type_names=None, *, target=None, split=None) -> HeteroGraph
     synthetic_hetero(like="acm", scale=1.0, avg_degree=None, degree_skew=1.5,
                      feature_dim=None, num_classes=None, seed=0) -> HeteroGraph

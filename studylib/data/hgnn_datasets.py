@@ -6,6 +6,10 @@
 * ogbn-mag: ``ogb.nodeproppred.NodePropPredDataset`` (numpy), converted by :func:`hetero_from_ogb`;
   ogb's interactive prompts are turned into :class:`DatasetUnavailableError`.
 
+No loader touches the network unless called with ``download=True`` (see
+:func:`studylib.data.resolve`); the processed pickles that PyG and ogb keep in the cache are
+loaded only when studylib recorded them as built there (:func:`studylib.data.registry.locally_processed`).
+
 All loaders keep the source's node ids, add the reverse of every relation, and name relations so
 that canonical edge types are unique and readable (``("movie", "movie_director", "director")``).
 """
@@ -28,6 +32,7 @@ from studylib.data.registry import (
     REGISTRY,
     DatasetUnavailableError,
     get_spec,
+    locally_processed,
     relation_name,
     resolve_details,
     reverse_edge_type,
@@ -325,44 +330,48 @@ def _check_metapaths(graph: HeteroGraph) -> HeteroGraph:
     return graph
 
 
-def load_acm() -> HeteroGraph:
+def load_acm(download: bool = False) -> HeteroGraph:
     """ACM (HeCo format) from the cache/mirror: paper 4,019 (1,902-d), author 7,167 (1,902-d),
     subject 60 (featureless); 3 classes; split train_20/val_20/test_20 (60/1000/1000).
+
+    Args:
+        download: allow a download when neither the cache nor the mirror has the files (network).
 
     Raises:
         DatasetUnavailableError, ChecksumMismatchError: see :func:`studylib.data.resolve`.
     """
-    res = resolve_details("acm")
+    res = resolve_details("acm", download=download)
     g = load_heco(res.folder, "acm", type_names=ACM_TYPE_NAMES, target="p")
     g.metapaths = dict(REGISTRY["acm"].metapaths)
     g.info = {**g.info, **res.info(), "raw_folder": g.info["source_folder"]}
     return _check_metapaths(g)
 
 
-def _load_pyg(name: str, cls_name: str) -> HeteroGraph:
+def _load_pyg(name: str, cls_name: str, download: bool = False) -> HeteroGraph:
     import torch_geometric.datasets as pyg_datasets
 
     spec = get_spec(name)
-    res = resolve_details(name)
+    res = resolve_details(name, download=download)
     cls = getattr(pyg_datasets, cls_name)
     # The raw files are all present, so PyG never downloads; it processes once into processed/.
-    dataset = cls(root=str(res.folder))
+    with locally_processed(res.folder):
+        dataset = cls(root=str(res.folder))
     g = hetero_from_pyg(dataset[0], name, spec.statistics.target, spec.metapaths)
     g.info = {**g.info, **res.info(), "pyg_class": f"torch_geometric.datasets.{cls_name}"}
     return _check_metapaths(g)
 
 
-def load_imdb() -> HeteroGraph:
+def load_imdb(download: bool = False) -> HeteroGraph:
     """IMDB (MAGNN preprocessing) through ``torch_geometric.datasets.IMDB``: movie 4,278, director
     2,081, actor 5,257 (all 3,066-d bag-of-words); 3 classes on movie; split 400/400/3,478.
 
     Raises:
         DatasetUnavailableError, ChecksumMismatchError: see :func:`studylib.data.resolve`.
     """
-    return _load_pyg("imdb", "IMDB")
+    return _load_pyg("imdb", "IMDB", download)
 
 
-def load_dblp() -> HeteroGraph:
+def load_dblp(download: bool = False) -> HeteroGraph:
     """DBLP (MAGNN preprocessing) through ``torch_geometric.datasets.DBLP``: author 4,057 (334-d),
     paper 14,328 (4,231-d), term 7,723 (50-d), conference 20 (featureless); 4 classes on author;
     split 400/400/3,257.
@@ -370,7 +379,7 @@ def load_dblp() -> HeteroGraph:
     Raises:
         DatasetUnavailableError, ChecksumMismatchError: see :func:`studylib.data.resolve`.
     """
-    return _load_pyg("dblp", "DBLP")
+    return _load_pyg("dblp", "DBLP", download)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,11 +499,13 @@ def hetero_from_ogb(
     )
 
 
-def load_ogbn_mag(download: bool = True) -> HeteroGraph:
+def load_ogbn_mag(download: bool = False) -> HeteroGraph:
     """ogbn-mag (paper profile) through ogb's ``NodePropPredDataset`` (numpy; no DGL/PyG).
 
     Uses the cache ``paths.data_dir()/ogbn_mag`` or a mirror's ``ogbn_mag/`` (copied into the
-    cache), else downloads through ogb (about 0.4 GB zipped) when ``download`` is true. The result:
+    cache; its ``processed/`` is never taken), else downloads through ogb (about 0.4 GB zipped) when
+    ``download`` is true and no mirror is set. ogb's processed pickle is rebuilt in the cache unless
+    studylib recorded it as built there. The result:
     paper 736,389 (128-d features, 349 venue classes), author 1,134,649, institution 8,740,
     field_of_study 59,965 (featureless); relations ``cites``, ``writes``, ``affiliated_with``,
     ``has_topic`` and their ``rev_*`` reverses; the time-based split of ``get_idx_split()``.
@@ -505,7 +516,8 @@ def load_ogbn_mag(download: bool = True) -> HeteroGraph:
     name = "ogbn-mag"
     spec = get_spec(name)
     res = resolve_details(name, download=download)
-    ds = open_ogb_node_dataset(name, root=res.folder.parent, download=False)
+    with locally_processed(res.folder):
+        ds = open_ogb_node_dataset(name, root=res.folder.parent, download=False)
     g = hetero_from_ogb(ds.graph, ds.labels, ds.get_idx_split(), name=name, target="paper")
     g.metapaths = dict(spec.metapaths)
     g.info = {**g.info, **res.info()}
@@ -515,11 +527,11 @@ def load_ogbn_mag(download: bool = True) -> HeteroGraph:
 _LOADERS = {"acm": load_acm, "imdb": load_imdb, "dblp": load_dblp, "ogbn-mag": load_ogbn_mag}
 
 
-def load_hetero(name: str) -> HeteroGraph:
+def load_hetero(name: str, download: bool = False) -> HeteroGraph:
     """Load a real heterogeneous graph by name: ``"acm"``, ``"imdb"``, ``"dblp"`` or ``"ogbn-mag"``.
 
-    Resolves the raw files through :func:`studylib.data.resolve` (cache, then mirror, then
-    download) and returns a :class:`HeteroGraph` with both directions of every relation, named
+    Resolves the raw files through :func:`studylib.data.resolve` (cache, then mirror, then a
+    download only when ``download`` is true) and returns a :class:`HeteroGraph` with both directions of every relation, named
     metapaths (ACM: PAP, PSP; IMDB: MAM, MDM; DBLP: APA, APCPA, APTPA; ogbn-mag: PAP, PFP, PP,
     PP_rev) and ``info`` (source folder, origin, checksums verified, URL).
 
@@ -535,4 +547,4 @@ def load_hetero(name: str) -> HeteroGraph:
         raise ValueError(
             f"unknown heterogeneous dataset {name!r}; choose one of {', '.join(HETERO_DATASETS)}"
         ) from None
-    return loader()
+    return loader(download=download)

@@ -210,22 +210,23 @@ def degree_statistics(src: torch.Tensor | np.ndarray, dst: torch.Tensor | np.nda
 # Cora
 # ------------------------------------------------------------------------------------------------
 
-def load_cora(download: bool = True) -> HomogeneousGraph:
+def load_cora(download: bool = False) -> HomogeneousGraph:
     """Planetoid's Cora citation graph (Yang, Cohen, Salakhutdinov, ICML 2016) with its standard
     split: 2,708 vertices, 10,556 directed edges (both directions of 5,278 citations), 1,433-d
     bag-of-words features (row-normalised as shipped), 7 classes, 140 / 500 / 1,000 split.
 
     Raw files come from :func:`studylib.data.resolve` (cache, then ``$STUDYLIB_DATA_MIRROR``, then
-    download when ``download`` is true); PyG's ``Planetoid`` reads them and writes its processed
-    file into the cache. Raises :class:`studylib.data.DatasetUnavailableError` when the files
+    download only when ``download`` is true); PyG's ``Planetoid`` reads them and writes its processed
+    file into the cache (rebuilt unless studylib recorded it as built there). Raises :class:`studylib.data.DatasetUnavailableError` when the files
     cannot be had, ``ValueError`` when the loaded graph's counts differ from the registry's.
     """
     from torch_geometric.datasets import Planetoid
 
-    from studylib.data.registry import REGISTRY, resolve
+    from studylib.data.registry import REGISTRY, locally_processed, resolve
 
     folder = resolve("cora", download=download)
-    ds = Planetoid(str(folder.parent), "Cora")
+    with locally_processed(folder):
+        ds = Planetoid(str(folder.parent), "Cora")
     d = ds[0]
     st = REGISTRY["cora"].statistics
     n_expected = st.num_nodes["paper"]
@@ -294,7 +295,8 @@ def synthetic_homogeneous(n: int, avg_degree: float, feature_dim: int, num_class
                           name: str | None = None) -> HomogeneousGraph:
     """A random undirected graph with power-law degrees, features and learnable labels.
 
-    Structure: ``round(avg_degree * n / 2)`` distinct unordered vertex pairs (no self-loops),
+    Structure: ``round(avg_degree * n / 2)`` distinct unordered vertex pairs (never a duplicate
+    edge, never a self-loop),
     stored in both directions, so that ``m = |E| = avg_degree * n`` directed edges (as Planetoid
     stores citation graphs) and the mean in-degree is ``avg_degree``. Pair ends are drawn with
     Pareto vertex weights of tail index ``degree_skew`` (a Chung-Lu graph: expected degree

@@ -67,7 +67,12 @@ class BipartiteGraph:
         num_users, num_items: node counts per side (ids ``0..num_users-1`` and ``0..num_items-1``).
         train_users, train_items: int64 tensors ``[E_train]``: one training interaction per position.
         test_users, test_items: int64 tensors ``[E_test]``: held-out interactions (may be empty).
-        info: provenance (source files, generator arguments).
+        info: provenance (source files, generator arguments); ``duplicate_train_interactions`` /
+            ``duplicate_test_interactions``: how many repeated (user, item) pairs were merged.
+
+    Repeated interactions (a user who rated an item twice) are merged: each (user, item) pair is
+    kept once, sorted by user then item, so the normalised adjacency of NGCF/LightGCN
+    (``1/sqrt(|N_u||N_i|)``) and every sparse operand built from it are coalesced.
 
     Duplicate pairs are removed at construction (an interaction is an edge, not a count). Raises
     ``ValueError`` when ids are out of range or tensors disagree in length.
@@ -99,7 +104,9 @@ class BipartiteGraph:
             if i.numel() and (int(i.min()) < 0 or int(i.max()) >= self.num_items):
                 raise ValueError(f"{self.name}: {part} item ids must lie in [0, {self.num_items}) "
                                  f"(got {int(i.min())}..{int(i.max())})")
-            key = np.unique(u.numpy() * self.num_items + i.numpy())
+            raw = u.numpy() * self.num_items + i.numpy()
+            key = np.unique(raw)
+            self.info = {**self.info, f"duplicate_{part}_interactions": int(raw.size - key.size)}
             setattr(self, f"{part}_users", torch.from_numpy(key // self.num_items))
             setattr(self, f"{part}_items", torch.from_numpy(key % self.num_items))
 
@@ -185,8 +192,10 @@ class BipartiteGraph:
 
     @classmethod
     def load(cls, path: Path | str) -> BipartiteGraph:
-        """Read a graph written by :meth:`save`."""
-        d = torch.load(path)
+        """Read a graph written by :meth:`save` (``torch.load(weights_only=True)``: tensors, numbers,
+        strings and containers only; a file holding any other object raises
+        ``pickle.UnpicklingError`` instead of running its code)."""
+        d = torch.load(path, weights_only=True)
         return cls(**d)
 
 
@@ -428,10 +437,10 @@ def load_movielens_100k(download: bool = False) -> BipartiteGraph:
 
     from torch_geometric.datasets import MovieLens100K
 
-    from studylib.data.registry import resolve_details
+    from studylib.data.registry import locally_processed, resolve_details
 
     res = resolve_details("movielens-100k", download=download)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), locally_processed(res.folder):
         warnings.simplefilter("ignore")
         data = MovieLens100K(str(res.folder))[0]
     et = ("user", "rates", "movie")
@@ -508,12 +517,15 @@ def _fetch_paper_dataset(name: str, folder: Path) -> None:
             _fetch(f"{src.url}/{f}", raw / f)
 
 
-def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
+def load_paper_dataset(name: str, download: bool = False) -> BipartiteGraph:
     """One of :data:`PAPER_DATASETS`, from ``<data dir>/recsys/<name>/raw/``, else from
     ``$STUDYLIB_DATA_MIRROR/recsys/<name>/raw/`` (read in place), else downloaded into the cache
-    (network; only when ``download``). Upstream publishes no checksums; none are checked.
+    (network; only when ``download`` is true and no mirror is set: a mirror that lacks the files is
+    an error, not a reason to download). Upstream publishes no checksums; none are checked (the
+    files are text, parsed without pickle).
 
-    Raises ``DatasetUnavailableError`` naming the folders looked at and the URL.
+    Raises ``DatasetUnavailableError`` naming the dataset, the folders looked at, the URL and
+    ``STUDYLIB_DATA_MIRROR``.
     """
     from studylib import paths
     from studylib.data.registry import DatasetUnavailableError
@@ -526,6 +538,11 @@ def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
     if paths.mirror_dir() is not None:
         candidates.append(paths.mirror_dir() / "recsys" / name)
     folder = next((c for c in candidates if all((c / "raw" / f).is_file() for f in src.files)), None)
+    if folder is None and download and paths.mirror_dir() is not None:
+        raise DatasetUnavailableError(f"dataset {name!r} is not available: none of "
+                                      f"{', '.join(str(c / 'raw') for c in candidates)} holds {', '.join(src.files)}; "
+                                      f"source {src.url}. Nothing is downloaded while {paths.MIRROR_VARIABLE} is "
+                                      f"set: add the files to the mirror, or unset the variable to download")
     if folder is None and download:
         try:
             _fetch_paper_dataset(name, cache)
@@ -536,7 +553,8 @@ def load_paper_dataset(name: str, download: bool = True) -> BipartiteGraph:
     if folder is None:
         raise DatasetUnavailableError(f"dataset {name!r} is not available: none of "
                                       f"{', '.join(str(c / 'raw') for c in candidates)} holds {', '.join(src.files)}; "
-                                      f"source {src.url} (set STUDYLIB_DATA_MIRROR or allow the download)")
+                                      f"source {src.url} (set {paths.MIRROR_VARIABLE} to a folder holding "
+                                      f"recsys/{name}/raw/, or allow the download with the parameter download)")
     if src.format == "lightgcn":
         g = load_lightgcn(folder / "raw", name=name)
     else:
@@ -564,7 +582,7 @@ def synthetic_bipartite(num_users: int, num_items: int, num_interactions: int, *
     probability ``~ rank^-item_skew`` (Zipf laws; exponent 0 = uniform, larger = more skewed, the
     ranks shuffled over the ids) -- the bipartite Chung-Lu model (Chung, Lu, *PNAS* 2002) with Zipf
     expected degrees. Pairs are drawn until ``num_interactions`` distinct ones exist (duplicates
-    dropped), then :func:`split_per_user` holds out ``test_fraction`` of each user's interactions.
+    dropped: the generator never produces a repeated interaction), then :func:`split_per_user` holds out ``test_fraction`` of each user's interactions.
 
     Returns a :class:`BipartiteGraph` (``info`` records the arguments). Raises ``ValueError`` when
     ``num_interactions`` exceeds ``num_users * num_items`` / 2 or a size is not positive.

@@ -11,14 +11,25 @@ citation and licence.
    checked; they are small files);
 2. the read-only mirror ``$STUDYLIB_DATA_MIRROR/<folder>`` (see ``paths.MIRROR_VARIABLE``): the raw
    files are copied into the cache (never written into the mirror) and their checksums verified;
-3. a download into the cache, for datasets that have a download function, when ``download=True``.
+3. a download into the cache, for datasets that have a download function, only when the caller
+   passes ``download=True`` (``python -m studylib data`` does; every loader defaults to
+   ``download=False``) and no mirror is set: a mirror that is set but lacks the files is an error,
+   never a reason to go to the network.
 
 When none of these works it raises :class:`DatasetUnavailableError`, a ``FileNotFoundError`` whose
 message names the dataset, its URL, the expected raw files and the mirror variable.
+
+Nothing that came from a mirror is unpickled: only ``raw/`` files are taken from a mirror (a
+mirror's ``processed/`` folder is never linked). Files that a library (PyG, ogb) writes into
+``<folder>/processed/`` of the cache are produced there from the raw files; their SHA-256 are
+recorded (:func:`record_processed`) and, before a loader lets the library unpickle them,
+:func:`drop_untrusted_processed` removes a ``processed/`` folder that does not match the record
+(a symbolic link, a file put there by anything else), so that the library rebuilds it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +38,7 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +54,10 @@ __all__ = [
     "REGISTRY",
     "Resolved",
     "dataset_names",
+    "drop_untrusted_processed",
     "get_spec",
+    "locally_processed",
+    "record_processed",
     "relation_name",
     "resolve",
     "resolve_details",
@@ -53,6 +67,8 @@ __all__ = [
 
 # Name of the provenance file that resolve() writes next to ``raw/`` in the cache.
 SOURCE_RECORD = "studylib-source.json"
+# Folder (next to ``raw/``) where PyG and ogb write their pickled, processed copies.
+PROCESSED_DIR = "processed"
 _DOWNLOAD_TIMEOUT_S = 120
 
 
@@ -212,7 +228,8 @@ def _download_ogb(name: str) -> Callable[[Path], None]:
         # ogb downloads and pre-processes in one go; it decides the layout under its root.
         from studylib.data.hgnn_datasets import open_ogb_node_dataset
 
-        open_ogb_node_dataset(name, root=folder.parent, download=True)
+        with locally_processed(folder):
+            open_ogb_node_dataset(name, root=folder.parent, download=True)
 
     return download
 
@@ -398,6 +415,44 @@ REGISTRY: dict[str, DatasetSpec] = {
         "Science Studies 2020), ODC-BY licence.",
         download=_download_ogb("ogbn-mag"),
     ),
+    "ogbn-products": DatasetSpec(
+        name="ogbn-products",
+        url="http://snap.stanford.edu/ogb/data/nodeproppred/products.zip",
+        folder="ogbn_products",
+        raw_files={},
+        loader=None,
+        statistics=DatasetStatistics(
+            num_nodes={"product": 2449029},
+            num_edges={("product", "copurchased", "product"): 61859140},
+            feature_dims={"product": 100},
+            num_classes=47,
+            split=(196615, 39323, 2213091),
+            target="product",
+            source="OGB (Hu et al., NeurIPS 2020), ogb.stanford.edu/docs/nodeprop/#ogbn-products; sales-rank split",
+        ),
+        citation="W. Hu et al., 'Open Graph Benchmark', NeurIPS 2020; Amazon co-purchasing network "
+        "(Bhatia et al., The extreme classification repository, 2016). Amazon licence terms.",
+        download=_download_ogb("ogbn-products"),
+    ),
+    "ogbn-papers100M": DatasetSpec(
+        name="ogbn-papers100M",
+        url="http://snap.stanford.edu/ogb/data/nodeproppred/papers100M-bin.zip",
+        folder="ogbn_papers100M",
+        raw_files={},
+        loader=None,
+        statistics=DatasetStatistics(
+            num_nodes={"paper": 111059956},
+            num_edges={("paper", "cites", "paper"): 1615685872},
+            feature_dims={"paper": 128},
+            num_classes=172,
+            split=(1207179, 125265, 214338),
+            target="paper",
+            source="OGB (Hu et al., NeurIPS 2020), ogb.stanford.edu/docs/nodeprop/#ogbn-papers100M; time split",
+        ),
+        citation="W. Hu et al., 'Open Graph Benchmark', NeurIPS 2020; Microsoft Academic Graph "
+        "(K. Wang et al., Quantitative Science Studies 2020), ODC-BY licence.",
+        download=_download_ogb("ogbn-papers100M"),
+    ),
     "movielens-100k": DatasetSpec(
         name="movielens-100k",
         url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
@@ -507,7 +562,8 @@ def _has_all(folder: Path, spec: DatasetSpec) -> bool:
 
 
 def _ogb_complete(folder: Path) -> bool:
-    return (folder / "processed" / "data_processed").is_file() or any(
+    # raw files only: a processed/ pickle alone is no evidence of a usable copy (it is rebuilt)
+    return any(
         (folder / "raw" / f).is_file()
         for f in ("triplet-type-list.csv.gz", "edge_index_dict.npz", "edge.csv.gz", "data.npz")
     )
@@ -602,7 +658,7 @@ def _unavailable(spec: DatasetSpec, cache: Path, notes: list[str]) -> DatasetUna
     return DatasetUnavailableError("\n".join(lines))
 
 
-def resolve_details(name: str, download: bool = True) -> Resolved:
+def resolve_details(name: str, download: bool = False) -> Resolved:
     """Like :func:`resolve`, but return a :class:`Resolved` with the origin and checksum status."""
     spec = get_spec(name)
     cache = spec.cache_path()
@@ -644,7 +700,13 @@ def resolve_details(name: str, download: bool = True) -> Resolved:
         elif mfolder.is_dir() and _ogb_complete(mfolder):
             # Large library-managed folders (ogb): folders are created in the cache, files are
             # linked to the read-only mirror; the library writes its own outputs into the cache.
-            shutil.copytree(mfolder, cache, dirs_exist_ok=True, copy_function=_link_or_copy)
+            # The mirror's processed/ (a pickle that ogb would unpickle) is never taken: ogb
+            # rebuilds it in the cache from the raw files (CSV / npz, read without pickle).
+            def no_processed(directory: str, names: list[str]) -> list[str]:
+                return [PROCESSED_DIR] if Path(directory) == mfolder else []
+
+            shutil.copytree(mfolder, cache, dirs_exist_ok=True, copy_function=_link_or_copy, ignore=no_processed)
+            drop_untrusted_processed(cache)
             _write_record(cache, {"origin": "mirror", "mirror": str(mfolder), "sha256": {}, "verified": False})
             return Resolved(name, cache, "mirror", False, mirror=mfolder)
         else:
@@ -654,7 +716,15 @@ def resolve_details(name: str, download: bool = True) -> Resolved:
     if spec.download is None:
         notes.append("there is no download step for this dataset in studylib")
     elif not download:
-        notes.append("downloading was not allowed (download=False)")
+        notes.append(
+            "downloading was not allowed (download=False); fetch it with "
+            f"`python -m studylib data {spec.name}` (network)"
+        )
+    elif mirror_root is not None:
+        notes.append(
+            f"nothing is downloaded while {paths.MIRROR_VARIABLE} is set: fix the mirror, or unset the "
+            f"variable to download with `python -m studylib data {spec.name}`"
+        )
     else:
         try:
             spec.download(cache)
@@ -682,18 +752,21 @@ def resolve_details(name: str, download: bool = True) -> Resolved:
     raise _unavailable(spec, cache, notes)
 
 
-def resolve(name: str, download: bool = True) -> Path:
+def resolve(name: str, download: bool = False) -> Path:
     """Return the cache folder holding ``raw/`` for dataset ``name``, filling it when needed.
 
     Order: (1) the project cache ``paths.data_dir()/<folder>`` if it holds every raw file (their
     SHA-256 are checked); (2) the mirror ``$STUDYLIB_DATA_MIRROR/<folder>``: the raw files are
     copied into the cache (never written into the mirror), each checked against its SHA-256;
-    (3) the dataset's download function, if it has one and ``download`` is true (network).
+    (3) the dataset's download function, if it has one, ``download`` is true and
+    ``STUDYLIB_DATA_MIRROR`` is not set (network).
 
     Args:
         name: a key of :data:`REGISTRY` (``"acm"``, ``"imdb"``, ``"dblp"``, ``"ogbn-mag"``,
             ``"movielens-100k"``, ``"cora"``).
-        download: allow step (3). Pass ``False`` where no network access may happen.
+        download: allow step (3), the only network access of studylib's data layer. Only
+            ``python -m studylib data`` and parameters that explicitly allow downloading pass
+            ``True``.
 
     Returns:
         ``paths.data_dir()/<folder>`` (a ``pathlib.Path``); its ``raw/`` holds the raw files.
@@ -705,3 +778,74 @@ def resolve(name: str, download: bool = True) -> Path:
             expected raw files, ``STUDYLIB_DATA_MIRROR`` and the mirror path it looked at.
     """
     return resolve_details(name, download=download).folder
+
+
+# --------------------------------------------------------------------------------------------
+# Processed (pickled) files written by PyG / ogb into the cache
+# --------------------------------------------------------------------------------------------
+def _processed_entries(folder: Path) -> dict[str, Path]:
+    proc = folder / PROCESSED_DIR
+    if proc.is_symlink() or not proc.is_dir():
+        return {}
+    return {p.relative_to(proc).as_posix(): p for p in sorted(proc.rglob("*")) if p.is_symlink() or p.is_file()}
+
+
+def drop_untrusted_processed(folder: Path | str) -> bool:
+    """Remove ``folder/processed`` unless studylib recorded it as produced in this cache.
+
+    PyG and ogb keep a processed copy of a dataset as a pickle (``torch.save``) and unpickle it on
+    the next load, which runs code. Such a file is trusted only when it is a regular file (not a
+    symbolic link) inside a real folder and its SHA-256 equals the one :func:`record_processed`
+    wrote into ``folder/studylib-source.json`` after the library built it from the raw files
+    (whose checksums the registry records, ogbn-mag's CSV files apart: they are parsed, never
+    unpickled). Anything else -- a link to a mirror, a file put there by hand, a changed file -- is
+    removed, and the library rebuilds it from ``raw/``.
+
+    Args:
+        folder: a dataset's cache folder (the one holding ``raw/``).
+
+    Returns:
+        True when something was removed.
+    """
+    folder = Path(folder)
+    proc = folder / PROCESSED_DIR
+    if not os.path.lexists(proc):
+        return False
+    recorded = _record(folder).get("processed_sha256") or {}
+    entries = _processed_entries(folder)
+    trusted = (
+        not proc.is_symlink()
+        and bool(entries)
+        and sorted(entries) == sorted(recorded)
+        and all(not p.is_symlink() and sha256_file(p) == recorded[rel] for rel, p in entries.items())
+    )
+    if trusted:
+        return False
+    if proc.is_symlink() or not proc.is_dir():
+        proc.unlink()
+    else:
+        shutil.rmtree(proc)
+    return True
+
+
+def record_processed(folder: Path | str) -> dict[str, str]:
+    """Record the SHA-256 of every file under ``folder/processed`` in ``folder/studylib-source.json``
+    (key ``processed_sha256``), after a library produced them in this cache. Returns the mapping
+    (path relative to ``processed/`` -> hex digest); symbolic links are not recorded."""
+    folder = Path(folder)
+    found = {rel: sha256_file(p) for rel, p in _processed_entries(folder).items() if not p.is_symlink()}
+    record = _record(folder)
+    if record.get("processed_sha256") != found:
+        record["processed_sha256"] = found
+        _write_record(folder, record)
+    return found
+
+
+@contextlib.contextmanager
+def locally_processed(folder: Path | str) -> Iterator[Path]:
+    """Context of a library load that reads or writes ``folder/processed``: first
+    :func:`drop_untrusted_processed`, then (when the body succeeds) :func:`record_processed`."""
+    folder = Path(folder)
+    drop_untrusted_processed(folder)
+    yield folder
+    record_processed(folder)

@@ -205,7 +205,9 @@ def synthetic_hetero(
     Structure: node counts are the published ones times ``scale`` (at least 2 per type). Each
     relation gets ``round(E * scale)`` distinct edges (so the average degree of the real graph is
     kept), or ``round(avg_degree * n_src)`` when ``avg_degree`` (mean out-degree of the source
-    type) is given, capped at ``n_src * n_dst``. Every source and destination node gets at least
+    type) is given, capped at ``n_src * n_dst``. Duplicate edges: never (each relation's pairs are
+    distinct); self-loops only in a relation from a type to itself, where a drawn pair may have
+    equal ends. Every source and destination node gets at least
     one edge when the count allows; the remaining edge ends are drawn with Pareto (Zipf-like)
     node weights of tail index ``degree_skew`` on both sides, so that the source-side degree
     distribution follows P(degree >= k) ~ k^-degree_skew (smaller = more skewed, heavier hubs;

@@ -16,8 +16,14 @@ then starts the servers (waiting until each listens), then the trainers, watches
 every process's log and exit status, and tears everything down -- processes, namespaces, veth
 links, bridge, qdiscs, and with the mount namespaces the shared memory -- after success, failure,
 time-out, ``Ctrl-C`` or ``SIGTERM`` (``finally`` + signal handlers + ``atexit``), so that the next
-run starts clean. Leftovers of a launcher that was ``SIGKILL``-ed (names ``sl<pid>...`` of a dead
-pid) are removed by the next call (:func:`cleanup_stale`).
+run starts clean. A small reaper process (``python -m studylib.distributed.cluster reap``, in its
+own session) waits on a pipe from the launcher and removes the cluster's namespaces and links as
+soon as the launcher is gone, also after ``SIGKILL``; ``python -m studylib.distributed.cluster
+cleanup`` (:func:`cleanup_stale`, also called by every namespace run) removes what a launcher of
+a dead pid left. Names are unique per run (``sl<pid><letter>``), and so is the subnet
+(:func:`allocate_subnet`: a ``flock``-ed lock file per subnet under ``/run/studylib``, freed at
+teardown or when the process dies); a run's working folder is held with a lock too
+(:func:`lock_workdir`): a second run given the same folder is refused with a message naming the first.
 
 Every link carries a network model (:mod:`studylib.distributed.netem`): ``tc netem`` on both ends of
 each machine's veth pair where the kernel has netem, else a user-space TUN switch that replaces the
@@ -27,20 +33,26 @@ backend and the measurement are recorded with every result (``ClusterResult.netw
 trainer's ``STUDYLIB_NETWORK``). Every child process gets ``PR_SET_PDEATHSIG``: if the launcher
 itself is killed with SIGKILL its processes die with it, and the next call removes the namespaces.
 
-On real hosts (``ClusterSpec(ip_config=...)``), one line per machine (``<address> [<port>]``), the
-same launcher starts the processes over ``ssh`` (key-based, ``BatchMode``); the project folder and
-the partition must be reachable at the same paths on every host (a shared file system, as DistDGL's
-own launcher assumes). Every host is checked to answer over ssh before anything starts.
+On real hosts (``ClusterSpec(ip_config=...)``; DistDGL's ``ip_config``, one line per machine,
+``<address or host name> [<port>]``, validated line by line and resolved to addresses by
+:mod:`studylib.distributed.hosts`) the same launcher starts the processes over ``ssh``
+(:mod:`studylib.distributed.ssh`: argument lists, ``--`` before the host, ``BatchMode``, host keys
+verified against ``known_hosts``, a remote wrapper that stops its process when the connection
+closes). The project folder, the Python environment and the partition must be at the same paths on
+every host and the run folder shared (as DistDGL's own launcher assumes): each host is checked to
+answer over ssh and to have all of it before anything starts, and the error names the host and what
+is missing. The link from machine 0 to machine 1 is measured as in the namespace mode.
 
 Public API::
 
-    ClusterSpec(num_machines, trainers_per_machine=1, network="loopback", ip_config=None)
+    ClusterSpec(num_machines, trainers_per_machine=1, network="loopback", ip_config=None, ssh_port=22,
+                ..., python, ssh_user, ssh_key, known_hosts, trust_new_host_keys, remote_workdir)
     run_cluster(part_config, trainer_module, trainer_args, spec, *, timeout_s=600, workdir=None,
                 env=None) -> ClusterResult
     run_standalone(part_config, trainer_module, trainer_args, *, timeout_s=600, workdir=None,
                    env=None) -> ClusterResult          # one process, DGL standalone mode
     namespaces_available() -> (bool, reason)
-    ClusterError, ClusterUnavailableError, cleanup_stale(), leftovers()
+    ClusterError, ClusterUnavailableError, cleanup_stale(), leftovers(), allocate_subnet(), lock_workdir()
 
 Environment of a trainer (``python -m <trainer_module> <trainer_args>``, cwd = project root):
 ``DGL_DIST_MODE=distributed DGL_ROLE=client DGL_NUM_SAMPLER=0 DGL_NUM_SERVER=1 DGL_NUM_CLIENT=<all
@@ -77,7 +89,8 @@ from studylib.distributed import netem
 from studylib.distributed.partition import read_partition_config
 
 __all__ = ["ClusterError", "ClusterResult", "ClusterSpec", "ClusterUnavailableError", "ProcessRecord",
-           "cleanup_stale", "leftovers", "namespaces_available", "run_cluster", "run_standalone"]
+           "allocate_subnet", "cleanup_stale", "leftovers", "lock_workdir", "namespaces_available", "run_cluster",
+           "run_standalone"]
 
 #: Seconds a server gets to start listening before the run is declared failed.
 SERVER_START_TIMEOUT_S = 120.0
@@ -127,11 +140,19 @@ class ClusterSpec:
         ip_config: ``None`` = emulate the machines on this host with network namespaces;
             a path = real hosts, one line per machine ``<address> [<server port>]``.
         ssh_port: ssh port of the real hosts.
+        ssh_user: login name on the real hosts (``None`` = ssh's default).
+        ssh_key: private key file for the real hosts (``None`` = the ssh agent / defaults).
+        known_hosts: known_hosts file that verifies the hosts' keys (``None`` = ssh's defaults).
+        trust_new_host_keys: accept the key of a host not yet in known_hosts (trust on first use);
+            off by default, and a changed key is always refused.
+        remote_workdir: the project folder on the real hosts: the working folder of every process
+            and first on its ``PYTHONPATH`` (``None`` = this project's path, the same on every host).
         server_port: DistDGL server port (namespace mode, and real hosts without a port column).
         master_port: ``torch.distributed`` rendezvous port on machine 0.
         threads_per_trainer: ``OMP_NUM_THREADS`` / torch threads of each trainer; 0 = this host's
             cores divided by all trainers (at least 1) in namespace mode, all cores on real hosts.
-        python: interpreter of the servers and trainers (default: this one).
+        python: interpreter of the servers and trainers (default: this one; on real hosts the
+            path of the Python environment there, ``remote_python``).
     """
 
     num_machines: int
@@ -143,6 +164,11 @@ class ClusterSpec:
     master_port: int = 29500
     threads_per_trainer: int = 0
     python: str = sys.executable
+    ssh_user: str | None = None
+    ssh_key: Path | str | None = None
+    known_hosts: Path | str | None = None
+    trust_new_host_keys: bool = False
+    remote_workdir: Path | str | None = None
 
     def __post_init__(self):
         if int(self.num_machines) < 1:
@@ -155,6 +181,17 @@ class ClusterSpec:
         if self.ip_config is not None and self.network_model.emulated:
             raise ValueError(f"network model {self.network_model.name!r} is emulated only on one host; real hosts "
                              f"(ip_config) use their real network: pass network='loopback'")
+        self.ssh_options()  # ValueError for a bad user name, port or known_hosts path
+
+    def ssh_options(self):
+        """The :class:`~studylib.distributed.ssh.SshOptions` of the real hosts."""
+        from studylib.distributed.ssh import SshOptions
+
+        return SshOptions(self.ssh_user, self.ssh_key, self.known_hosts, int(self.ssh_port), bool(self.trust_new_host_keys))
+
+    def remote_root(self) -> str:
+        """The project folder on the real hosts (``remote_workdir`` or this project's path)."""
+        return str(self.remote_workdir) if self.remote_workdir is not None else str(paths.project_root())
 
     @property
     def mode(self) -> str:
@@ -370,6 +407,93 @@ def cleanup_stale() -> list[str]:
     return removed
 
 
+def _remove_prefix(prefix: str) -> list[str]:
+    """Remove the namespaces (killing what runs inside) and links whose names start with the
+    cluster prefix ``prefix`` (``sl<pid><letter>``); returns the names removed."""
+    removed = []
+    ns, links = _our_names()
+    for name in ns:
+        if name.startswith(prefix):
+            _kill_netns_pids(name)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            removed.append(name)
+    for name in links:
+        if name.startswith(prefix):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+            removed.append(name)
+    return removed
+
+
+#: Folder of the subnet lock files (``10.77.<k>.lock``): ``/run/studylib`` where writable, else
+#: the temporary folder.
+def _lock_dir() -> Path:
+    for d in (Path("/run/studylib"), Path(tempfile.gettempdir()) / f"studylib-{os.geteuid()}"):
+        try:
+            d.mkdir(mode=0o755, parents=True, exist_ok=True)
+            if os.access(d, os.W_OK):
+                return d
+        except OSError:
+            continue
+    raise ClusterUnavailableError("no writable folder for the subnet locks (/run/studylib or the temporary folder)")
+
+
+def allocate_subnet(base: str = "10.77") -> tuple[ipaddress.IPv4Network, object]:
+    """A ``<base>.<k>.0/24`` subnet that no other cluster on this host holds, and its lock (an
+    open file under an exclusive ``flock``; ``close()`` frees it, and the kernel frees it when the
+    process dies, so a killed launcher never leaves a subnet taken). Subnets already routed on
+    this host are skipped. Raises :class:`ClusterUnavailableError` when all 250 are taken."""
+    import fcntl
+
+    d = _lock_dir()
+    routed = subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True, text=True).stdout \
+        if shutil.which("ip") else ""
+    start = (os.getpid() * 7 + _COUNTER[0]) % 250
+    for i in range(250):
+        k = 1 + (start + i) % 250
+        if re.search(rf"(^|\s){re.escape(base)}\.{k}\.", routed):
+            continue
+        fh = open(d / f"{base}.{k}.lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        return ipaddress.ip_network(f"{base}.{k}.0/24"), fh
+    raise ClusterUnavailableError(f"all 250 subnets {base}.1-250.0/24 are held by other clusters on this host")
+
+
+@contextlib.contextmanager
+def lock_workdir(workdir: Path):
+    """Hold the working folder of a run exclusively (``flock`` on ``<workdir>/launcher.lock``,
+    freed when the run ends or its process dies). Raises :class:`ClusterUnavailableError` naming
+    the run that holds it (process id, command line, start time) when another run uses the
+    folder: two runs never share logs or ``out/``."""
+    import fcntl
+
+    path = Path(workdir) / "launcher.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ClusterUnavailableError(f"the working folder {workdir} is in use by another cluster run ({holder}); "
+                                          f"wait for it to finish or give this run its own folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, command "
+                 f"{' '.join(sys.argv)[:200]}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
 def _kill_netns_pids(ns: str) -> list[int]:
     res = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
     pids = [int(p) for p in res.stdout.split() if p.isdigit()]
@@ -495,7 +619,7 @@ class _NetnsCluster(_Base):
 
     mode = "netns"
 
-    def __init__(self, spec: ClusterSpec, workdir: Path):
+    def __init__(self, spec: ClusterSpec, workdir: Path, host_address: bool = False):
         super().__init__(workdir)
         self.spec = spec
         with _ACTIVE_LOCK:
@@ -504,8 +628,11 @@ class _NetnsCluster(_Base):
         self.prefix = f"{NAME_PREFIX}{os.getpid()}{letter}"
         if len(self.prefix) + 4 > 15:
             raise ClusterUnavailableError(f"process id too long for interface names ({self.prefix})")
-        third = 1 + (os.getpid() * 25 + _COUNTER[0]) % 250
-        self.subnet = ipaddress.ip_network(f"10.77.{third}.0/24")
+        self.subnet, self._subnet_lock = allocate_subnet()
+        #: the host's own address on the bridge (``host_address=True``): the host then reaches
+        #: the machines directly (the sshd test cluster of :mod:`studylib.distributed.testbed`)
+        self.host_address = str(self.subnet.network_address + 1) if host_address else None
+        self.reaper: subprocess.Popen | None = None
         self.bridge = f"{self.prefix}b"
         n = int(spec.num_machines)
         self.netns = [f"{self.prefix}n{i}" for i in range(n)]
@@ -530,6 +657,10 @@ class _NetnsCluster(_Base):
         with _ACTIVE_LOCK:
             _ACTIVE.add(self)
         n = int(self.spec.num_machines)
+        # removes this cluster's namespaces and links if the launcher dies without tearing down
+        self.reaper = subprocess.Popen([sys.executable, "-m", "studylib.distributed.cluster", "reap", self.prefix],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       env=_base_env(None), start_new_session=True)
         for ns in self.netns:
             _run(["ip", "netns", "add", ns])
             self.created_ns.append(ns)
@@ -556,6 +687,8 @@ class _NetnsCluster(_Base):
         _run(["ip", "link", "add", self.bridge, "type", "bridge"])
         self.created_links.append(self.bridge)
         _run(["ip", "link", "set", self.bridge, "up"])
+        if self.host_address:
+            _run(["ip", "addr", "add", f"{self.host_address}/{self.subnet.prefixlen}", "dev", self.bridge])
         model = self.spec.network_model
         for i, ns in enumerate(self.netns):
             vh, vn = self.veth_host[i], self.veth_ns[i]
@@ -663,6 +796,12 @@ class _NetnsCluster(_Base):
                 if subprocess.run(["ip", "link", "show", link], capture_output=True).returncode == 0:
                     subprocess.run(["ip", "link", "del", link], capture_output=True)
         finally:
+            if self.reaper is not None:  # nothing left to reap: let it go
+                with contextlib.suppress(OSError):
+                    self.reaper.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.reaper.wait(timeout=15)
+            self._subnet_lock.close()
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(self)
 
@@ -706,102 +845,170 @@ def _listening(pid: int, port: int) -> bool:
 
 
 class _SshCluster(_Base):
-    """Machines on real hosts reached over ssh (see the module docstring)."""
+    """Machines on real hosts reached over ssh (see :mod:`studylib.distributed.ssh`): every
+    process runs under the remote wrapper, whose standard input is a pipe held by the launcher."""
 
     mode = "ssh"
 
-    def __init__(self, spec: ClusterSpec, workdir: Path, hosts: list[tuple[str, int]]):
+    def __init__(self, spec: ClusterSpec, workdir: Path, hosts: list):
         super().__init__(workdir)
-        self.spec, self.hosts = spec, hosts
-        self.remote_pids: dict[int, int] = {}
+        self.spec, self.hosts = spec, hosts[: int(spec.num_machines)]
+        self.opts = spec.ssh_options()
+        self.link: dict = {}
 
     def setup(self) -> None:
         with _ACTIVE_LOCK:
             _ACTIVE.add(self)
+        if len(self.hosts) >= 2:
+            self.link = self._measure()
 
-    def _ssh(self, host: str) -> list[str]:
-        return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=accept-new",
-                "-p", str(self.spec.ssh_port), host]
+    def _ssh(self, machine: int, remote: list[str]) -> list[str]:
+        from studylib.distributed.ssh import ssh_argv
 
-    def command(self, machine: int, argv: list[str], env: dict | None = None) -> list[str]:
-        import shlex
+        return ssh_argv(self.opts, self.hosts[machine].name, remote)
 
-        exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in (env or {}).items())
-        remote = (f"cd {shlex.quote(str(paths.project_root()))} && echo STUDYLIB_REMOTE_PID=$$ && "
-                  f"exec env {exports} {' '.join(shlex.quote(a) for a in argv)}")
-        return [*self._ssh(self.hosts[machine][0]), "-tt", remote]
+    def _wrapped(self, machine: int, argv: list[str], env: dict | None = None, listen_port: int | None = None):
+        from studylib.distributed.ssh import remote_argv
+
+        return self._ssh(machine, remote_argv(self.spec.python, self.spec.remote_root(), env or {}, argv,
+                                              self.hosts[machine].address, listen_port))
+
+    def _measure(self) -> dict:
+        """Round trip and throughput from machine 0 to machine 1 over the real network."""
+        got: dict = {}
+        for attempt in range(3):
+            got = netem.measure_link(lambda argv: self._wrapped(1, argv), lambda argv: self._ssh(0, argv),
+                                     self.hosts[1].address, port=5599 + attempt, python=self.spec.python)
+            if "error" not in got:
+                return got
+            time.sleep(0.5)
+        return got
+
+    def launch(self, role: str, machine: int, rank: int, argv: list[str], env: dict,
+               listen_port: int | None = None) -> ProcessRecord:
+        """Start ``argv`` on the machine's host with ``env`` (plus this host's ``STUDYLIB_*``
+        variables) and the remote project folder first on ``PYTHONPATH``."""
+        env = {k: str(v) for k, v in env.items()}
+        tail = env.pop("PYTHONPATH", "")
+        fwd = {k: v for k, v in os.environ.items() if k.startswith("STUDYLIB_")}
+        full = {**fwd, **env, "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join([p for p in (self.spec.remote_root(), tail) if p])}
+        cmd = self._wrapped(machine, argv, full, listen_port)
+        log = self.logdir / f"{role}{rank}.log"
+        with open(log, "wb") as fh:
+            p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+                                 cwd=str(paths.project_root()), start_new_session=True, preexec_fn=_die_with_parent)
+        rec = ProcessRecord(role, machine, rank, p.pid, log, cmd)
+        self.records.append(rec)
+        self.popens[p.pid] = p
+        return rec
+
+    def poll(self) -> None:
+        """Exit codes of finished processes: the remote program's own code (negative: killed by
+        that signal) when the wrapper reported it, else ssh's (255: the connection failed)."""
+        for rec in self.records:
+            if rec.exit_code is None:
+                rc = self.popens[rec.pid].poll()
+                if rc is not None:
+                    m = re.findall(r"STUDYLIB_REMOTE_EXIT=(-?\d+)", rec.tail(50))
+                    rec.exit_code = int(m[-1]) if m else rc
 
     def iface(self, machine: int) -> str:
-        return ""
+        return ""  # found on the host by the remote wrapper (the interface holding the machine's address)
 
     def network_record(self) -> dict:
-        return {**self.spec.network_record(), "network_backend": "real"}
+        rec = {**self.spec.network_record(), "network_backend": "real"}
+        rec["network_rtt_us_measured"] = self.link.get("rtt_us")
+        rec["network_gbit_s_measured"] = self.link.get("gbit_s")
+        if "error" in self.link:
+            rec["network_probe_error"] = self.link["error"][:300]
+        return rec
 
     def ip_config_lines(self) -> list[str]:
-        return [f"{h} {p}" for h, p in self.hosts[: int(self.spec.num_machines)]]
+        return [f"{h.address} {h.port}" for h in self.hosts]
 
     def server_listening(self, rec: ProcessRecord, port: int) -> bool:
-        host = self.hosts[rec.machine][0]
-        res = subprocess.run([*self._ssh(host), f"ss -ltn 'sport = :{port}' | grep -q LISTEN"],
-                             capture_output=True, timeout=30)
-        return res.returncode == 0
+        return f"STUDYLIB_REMOTE_LISTENING={port}" in rec.tail(200)
+
+    def remote_pid(self, rec: ProcessRecord) -> int | None:
+        m = re.search(r"STUDYLIB_REMOTE_PID=(\d+)", rec.tail(1000))
+        return int(m.group(1)) if m else None
 
     def teardown(self) -> None:
+        """Close every wrapper's standard input (the wrapper kills its program's process group),
+        give the processes ``TERM_GRACE_S`` + 5 s, kill what still runs on its host over a new
+        ssh connection, then stop the local ssh processes."""
         with self._lock:
             if self._torn_down:
                 return
             self._torn_down = True
         try:
-            for rec in self.records:
-                if self.popens[rec.pid].poll() is None:
-                    m = re.search(r"STUDYLIB_REMOTE_PID=(\d+)", rec.tail(1000))
-                    if m:
-                        subprocess.run([*self._ssh(self.hosts[rec.machine][0]),
-                                        f"kill -TERM {m.group(1)} 2>/dev/null; sleep 2; kill -KILL {m.group(1)} "
-                                        f"2>/dev/null; true"], capture_output=True, timeout=30)
+            running = [r for r in self.records if self.popens[r.pid].poll() is None]
+            for r in running:
+                r.killed_by_teardown = True
+                with contextlib.suppress(OSError):
+                    self.popens[r.pid].stdin.close()
+            deadline = time.monotonic() + TERM_GRACE_S + 5
+            while time.monotonic() < deadline and any(self.popens[r.pid].poll() is None for r in running):
+                time.sleep(0.05)
+            for r in running:
+                pid = self.remote_pid(r)
+                if self.popens[r.pid].poll() is None and pid:
+                    with contextlib.suppress(subprocess.SubprocessError, OSError):
+                        subprocess.run(self._ssh(r.machine, ["kill", "-KILL", "--", f"-{pid}"]), capture_output=True,
+                                       stdin=subprocess.DEVNULL, timeout=30)
             self._stop_processes()
+            for p in self.popens.values():
+                with contextlib.suppress(OSError):
+                    if p.stdin:
+                        p.stdin.close()
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(self)
 
 
-def _read_ip_config(path: Path, default_port: int) -> list[tuple[str, int]]:
-    path = Path(path)
-    if not path.is_file():
-        raise ClusterUnavailableError(f"ip_config {path} does not exist")
-    hosts = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        try:
-            port = int(parts[1]) if len(parts) > 1 else default_port
-        except ValueError:
-            raise ClusterUnavailableError(f"{path}:{n}: expected '<address> [<port>]' (got {line!r})") from None
-        hosts.append((parts[0], port))
-    if not hosts:
-        raise ClusterUnavailableError(f"ip_config {path} lists no host")
+def _ssh_hosts(spec: ClusterSpec) -> list:
+    """Read, validate and resolve the hosts of ``spec.ip_config`` and check that each answers over
+    ssh. Raises ``IpConfigError`` (a ``ValueError``: bad line, with its number; unresolvable name),
+    ``ValueError`` (fewer hosts than machines) or :class:`ClusterUnavailableError` (a host does not
+    answer or its key does not verify) -- before anything starts."""
+    from studylib.distributed import hosts as hosts_mod
+    from studylib.distributed.ssh import SshError, check_reachable
+
+    if shutil.which("ssh") is None:
+        raise ClusterUnavailableError("real hosts are reached over ssh, but the 'ssh' command is missing")
+    hosts = hosts_mod.read_ip_config(Path(spec.ip_config), spec.server_port)
+    if len(hosts) < int(spec.num_machines):
+        raise ValueError(f"ip_config {spec.ip_config} lists {len(hosts)} host(s), {spec.num_machines} machines "
+                         f"were asked for")
+    hosts = hosts_mod.resolve(hosts[: int(spec.num_machines)], str(spec.ip_config))
+    try:
+        check_reachable(spec.ssh_options(), [(h.name, f"{spec.ip_config}:{h.line}") for h in hosts])
+    except SshError as err:
+        raise ClusterUnavailableError(str(err)) from None
     return hosts
 
 
-def _check_hosts(hosts: list[tuple[str, int]], ssh_port: int, timeout_s: float = 10) -> None:
-    """Raise :class:`ClusterUnavailableError` naming every host that does not answer ``ssh true``."""
-    if shutil.which("ssh") is None:
-        raise ClusterUnavailableError("real hosts are reached over ssh, but the 'ssh' command is missing")
-    bad = []
-    for host, _ in hosts:
-        try:
-            res = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout_s)}", "-o",
-                                  "StrictHostKeyChecking=accept-new", "-p", str(ssh_port), host, "true"],
-                                 capture_output=True, text=True, timeout=timeout_s + 5)
-            if res.returncode:
-                bad.append(f"{host} ({res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode})")
-        except subprocess.TimeoutExpired:
-            bad.append(f"{host} (no answer within {timeout_s:.0f} s)")
-    if bad:
-        raise ClusterUnavailableError(f"unreachable host(s) in ip_config: {'; '.join(bad)}. Every host must accept "
-                                      f"key-based ssh (BatchMode) on port {ssh_port}; nothing was started")
+def _preflight(spec: ClusterSpec, hosts: list, part_config: Path, workdir: Path) -> None:
+    """What the hosts must share, checked on each (:func:`studylib.distributed.ssh.preflight`):
+    the remote Python and project folder, the partition JSON and every part's files' folder, and
+    the run folder (``ip_config``, ``out/``). Raises :class:`ClusterUnavailableError`."""
+    from studylib.distributed.ssh import SshError, preflight
+
+    conf = read_partition_config(part_config)
+    files = []
+    for key in sorted(k for k in conf if k.startswith("part-")):
+        for f in ("node_feats", "edge_feats", "part_graph"):
+            path = conf[key].get(f) if isinstance(conf[key], dict) else None
+            if path:
+                path = Path(path) if Path(path).is_absolute() else part_config.parent / path
+                if path.is_file():
+                    files.append(path)
+    try:
+        preflight(spec.ssh_options(), [(h.name, f"{spec.ip_config}:{h.line}") for h in hosts], spec.python,
+                  spec.remote_root(), [part_config], workdir / "out", sized=files)
+    except SshError as err:
+        raise ClusterUnavailableError(str(err)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -867,32 +1074,39 @@ def run_cluster(part_config: Path, trainer_module: str, trainer_args: list[str],
         ValueError: bad spec, or machines that do not match the partition's part count (before
             anything starts).
         FileNotFoundError: ``part_config`` does not exist.
-        ClusterUnavailableError: namespaces cannot be created here (no root, missing tools), or a
-            host of ``ip_config`` does not answer over ssh -- before anything starts.
+        IpConfigError: (a ``ValueError``) a line of ``ip_config`` is not ``<address or host name>
+            [<port>]``, or a name does not resolve -- the message names the line; nothing runs.
+        ClusterUnavailableError: namespaces cannot be created here (no root, missing tools); a
+            host of ``ip_config`` does not answer over ssh, its key does not verify, or it lacks
+            what the hosts must share; or another run holds ``workdir`` -- before anything starts.
         ClusterError: a process failed, a server did not start, or the run timed out; raised
             after the teardown, with the log tails of the failing processes.
         KeyboardInterrupt: Ctrl-C, after the teardown.
     """
     part_config = Path(part_config).resolve()
     _check_partition(part_config, spec)
-    hosts: list[tuple[str, int]] = []
+    hosts: list = []
     if spec.mode == "netns":
         ok, why = namespaces_available()
         if not ok:
             raise ClusterUnavailableError(f"cannot emulate a cluster on this host: {why}")
         cleanup_stale()
     else:
-        hosts = _read_ip_config(Path(spec.ip_config), spec.server_port)
-        if len(hosts) < int(spec.num_machines):
-            raise ValueError(f"ip_config {spec.ip_config} lists {len(hosts)} host(s), {spec.num_machines} machines "
-                             f"were asked for")
-        _check_hosts(hosts[: int(spec.num_machines)], spec.ssh_port)
+        hosts = _ssh_hosts(spec)
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="studylib-cluster-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    with lock_workdir(workdir):
+        return _run_locked(part_config, trainer_module, trainer_args, spec, hosts, timeout_s, workdir, env)
+
+
+def _run_locked(part_config: Path, trainer_module: str, trainer_args: list[str], spec: ClusterSpec, hosts: list,
+                timeout_s: float, workdir: Path, env: dict | None) -> ClusterResult:
     out_dir = workdir / "out"
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir()
+    if spec.mode == "ssh":
+        _preflight(spec, hosts, part_config, workdir)
     cluster: _NetnsCluster | _SshCluster = (_NetnsCluster(spec, workdir) if spec.mode == "netns"
                                             else _SshCluster(spec, workdir, hosts))
     result = ClusterResult(spec, part_config, workdir, out_dir, cluster.records, spec.network_record(), 0.0,
@@ -933,8 +1147,7 @@ def _launch_and_wait(cluster, spec: ClusterSpec, part_config: Path, ip_config: P
         senv = {**dgl_env, "DGL_ROLE": "server", "DGL_SERVER_ID": str(m), "OMP_NUM_THREADS": server_threads}
         argv = [spec.python, "-c", SERVER_PROGRAM]
         if spec.mode == "ssh":
-            cmd = cluster.command(m, argv, {**(env or {}), **senv, "PYTHONPATH": str(paths.project_root())})
-            servers.append(cluster._start("server", m, m, cmd, _base_env(env)))
+            servers.append(cluster.launch("server", m, m, argv, {**(env or {}), **senv}, listen_port=ports[m]))
         else:
             servers.append(cluster._start("server", m, m, cluster.command(m, argv), _base_env({**(env or {}), **senv})))
     # servers first: trainers connect only once every server listens
@@ -947,7 +1160,7 @@ def _launch_and_wait(cluster, spec: ClusterSpec, part_config: Path, ip_config: P
             if time.monotonic() > deadline or time.monotonic() - t0 > timeout_s:
                 return _fail(cluster, result, f"server {rec.rank} did not listen on port {port} within "
                                               f"{SERVER_START_TIMEOUT_S:.0f} s")
-            time.sleep(0.1)
+            time.sleep(0.1 if spec.mode == "netns" else 0.25)
     master = cluster.ip_config_lines()[0].split()[0]
     trainers = []
     for m in range(n):
@@ -964,8 +1177,7 @@ def _launch_and_wait(cluster, spec: ClusterSpec, part_config: Path, ip_config: P
                 tenv["GLOO_SOCKET_IFNAME"] = cluster.iface(m)
             argv = [spec.python, "-m", trainer_module, *map(str, trainer_args)]
             if spec.mode == "ssh":
-                cmd = cluster.command(m, argv, {**(env or {}), **tenv, "PYTHONPATH": str(paths.project_root())})
-                trainers.append(cluster._start("trainer", m, rank, cmd, _base_env(env)))
+                trainers.append(cluster.launch("trainer", m, rank, argv, {**(env or {}), **tenv}))
             else:
                 trainers.append(cluster._start("trainer", m, rank, cluster.command(m, argv),
                                                _base_env({**(env or {}), **tenv})))
@@ -1021,6 +1233,12 @@ def run_standalone(part_config: Path, trainer_module: str, trainer_args: list[st
         raise ValueError(f"standalone mode needs a 1-part partition ({part_config} has {conf['num_parts']})")
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="studylib-standalone-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    with lock_workdir(workdir):
+        return _standalone_locked(part_config, trainer_module, trainer_args, timeout_s, workdir, env, threads)
+
+
+def _standalone_locked(part_config: Path, trainer_module: str, trainer_args: list[str], timeout_s: float,
+                       workdir: Path, env: dict | None, threads: int) -> ClusterResult:
     out_dir = workdir / "out"
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -1062,3 +1280,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m studylib.distributed.cluster cleanup`` removes the namespaces and links of
+    launchers that no longer run (:func:`cleanup_stale`) and prints them; ``... leftovers`` lists
+    this module's namespaces and links; ``... reap PREFIX`` (started by the launcher itself) waits
+    until its standard input closes -- the launcher ended or died -- and removes what remains of
+    the cluster ``PREFIX``."""
+    if argv[:1] == ["cleanup"]:
+        removed = cleanup_stale()
+        print("\n".join(removed) if removed else "nothing to remove")
+        return 0
+    if argv[:1] == ["leftovers"]:
+        print(json.dumps(leftovers(), indent=1))
+        return 0
+    if len(argv) == 2 and argv[0] == "reap" and _NAME_RE.match(argv[1]):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with contextlib.suppress(OSError):
+            while sys.stdin.buffer.read(4096):
+                pass
+        _remove_prefix(argv[1])
+        return 0
+    print("usage: python -m studylib.distributed.cluster {cleanup|leftovers}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -35,6 +35,7 @@ data-centre fabric), ``10g-50us`` (10 GbE), ``1g-200us`` (1 GbE with a switch ho
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -99,16 +100,22 @@ NETWORK_PRESETS: dict[str, NetworkModel] = {
     "1g-200us": NetworkModel("1g-200us", 1e9, 200e-6),
 }
 
+#: The hosts' own network (real hosts over ssh): nothing emulated; recorded as ``"real"``.
+REAL_NETWORK = NetworkModel("real", None, 0.0)
+
 _PATTERN = re.compile(r"^(?P<rate>\d+(\.\d+)?)(?P<ru>[kmg])-(?P<lat>\d+(\.\d+)?)(?P<lu>us|ms)$")
 
 
 def network_model(spec: str | NetworkModel) -> NetworkModel:
     """A :class:`NetworkModel` from a preset name, a ``<rate><k|m|g>-<latency><us|ms>`` string
-    (bits per second, one-way latency), or a model (returned as is).
+    (bits per second, one-way latency), ``"real"`` (:data:`REAL_NETWORK`, real hosts), or a model
+    (returned as is).
 
     Raises ``ValueError`` naming the presets for anything else (also for a zero rate)."""
     if isinstance(spec, NetworkModel):
         return spec
+    if spec == "real":
+        return REAL_NETWORK
     if spec in NETWORK_PRESETS:
         return NETWORK_PRESETS[spec]
     m = _PATTERN.match(str(spec).strip().lower())
@@ -374,36 +381,48 @@ print(json.dumps({"rtt_us": rtt[15] * 1e6, "gbit_s": size * 8 / t / 1e9}))
 """
 
 
-def measure_link(server_prefix: list[str], client_prefix: list[str], address: str, port: int = 5599,
-                 nbytes: int = 4 << 20, timeout_s: float = 30) -> dict:
+def measure_link(server_prefix, client_prefix, address: str, port: int = 5599,
+                 nbytes: int = 4 << 20, timeout_s: float = 30, python: str | None = None) -> dict:
     """Measure one link between two machines: median round-trip time of 31 one-byte TCP
     request/responses and the throughput of the faster of two ``nbytes`` transfers.
 
     Args:
-        server_prefix / client_prefix: command prefixes that run a program on the receiving and
-            on the sending machine (e.g. ``["nsenter", "--target", pid, "--net", "--"]``).
+        server_prefix / client_prefix: how to run a program on the receiving and on the sending
+            machine: a command prefix (e.g. ``["nsenter", "--target", pid, "--net", "--"]``), or a
+            function that maps the program's argument list to the full command (real hosts: an
+            ``ssh`` command line, see :mod:`studylib.distributed.ssh`). The server's standard
+            input is a pipe closed at the end (the remote wrapper stops the server then).
         address: the receiving machine's address; port: a free TCP port there.
+        python: the interpreter on the machines (default: this one).
 
     Returns ``{"rtt_us": float, "gbit_s": float}`` (``{}`` when the probe fails; the reason is
     under ``"error"``)."""
     import json
     import time
 
-    py = sys.executable
-    srv = subprocess.Popen([*server_prefix, py, "-c", _PROBE_SERVER, address, str(port)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    py = python or sys.executable
+
+    def cmd(prefix, argv):
+        return prefix(argv) if callable(prefix) else [*prefix, *argv]
+
+    srv = subprocess.Popen(cmd(server_prefix, [py, "-c", _PROBE_SERVER, address, str(port)]), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     try:
         import select
 
-        ready, _, _ = select.select([srv.stdout], [], [], timeout_s)
-        line = srv.stdout.readline() if ready else ""
+        line, deadline = "", time.monotonic() + timeout_s
+        while "listening" not in line:  # a remote wrapper may print lines of its own first
+            ready, _, _ = select.select([srv.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = srv.stdout.readline() if ready else ""
+            if not line:
+                break
         if "listening" not in line:
             if srv.poll() is None:
                 srv.kill()
             return {"error": f"probe server did not start within {timeout_s:.0f} s: {srv.stderr.read()[-300:]}"}
         t0 = time.monotonic()
-        res = subprocess.run([*client_prefix, py, "-c", _PROBE_CLIENT, address, str(port), str(nbytes)],
-                             capture_output=True, text=True, timeout=timeout_s)
+        res = subprocess.run(cmd(client_prefix, [py, "-c", _PROBE_CLIENT, address, str(port), str(nbytes)]),
+                             capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
         if res.returncode:
             return {"error": f"probe client failed: {res.stderr[-300:]}"}
         out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -412,8 +431,13 @@ def measure_link(server_prefix: list[str], client_prefix: list[str], address: st
     except (subprocess.TimeoutExpired, ValueError) as err:
         return {"error": f"link probe failed: {err}"}
     finally:
-        srv.kill()
-        srv.wait()
+        with contextlib.suppress(OSError):
+            srv.stdin.close()
+        try:
+            srv.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
 
 
 if __name__ == "__main__":

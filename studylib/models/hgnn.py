@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from studylib.data.edges import coalesce_edges
 from studylib.data.hetero import EdgeType, HeteroGraph
 from studylib.timing import (
     FEATURE_PROJECTION,
@@ -221,35 +222,53 @@ def build_pyg_relation_graph(graph: HeteroGraph, edge_types: Sequence[EdgeType] 
     return PygSemanticGraph(ei, dict(graph.num_nodes)).to(device)
 
 
+def compose_metapath_pyg(graph: HeteroGraph, path: Sequence[EdgeType]) -> Tensor:
+    """Metapath-reachable edges of ``path`` (edge types from the target type back to it) as int64
+    ``[2, E]``, sorted by source then destination, each pair once: ``u -> v`` iff a walk along the
+    relations of ``path`` leads from ``u`` to ``v`` (the boolean product of the relations'
+    adjacency matrices, as ``dgl.metapath_reachable_graph`` defines it; self-loops kept).
+
+    Composed as PyG's ``AddMetaPaths`` composes it, by sparse-sparse products of ``EdgeIndex``
+    (``EdgeIndex.matmul`` -> ``torch.matmul`` on CSR), one hop at a time. Departure from
+    ``AddMetaPaths``: every operand is coalesced first (:func:`studylib.data.edges.coalesce_edges`),
+    since ``AddMetaPaths`` hands a relation's edges to the product as given and a relation with
+    duplicate edges makes the CSR product undefined (wrong entries, then a crash, on some CPUs).
+    """
+    from torch_geometric import EdgeIndex
+
+    def operand(edge_index: Tensor, size: tuple[int, int], what: str):
+        ei = coalesce_edges(edge_index, size, what)
+        return EdgeIndex(ei, sparse_size=size, sort_order="row")
+
+    def rel_size(et: EdgeType) -> tuple[int, int]:
+        return (graph.num_nodes[et[0]], graph.num_nodes[et[2]])
+
+    first = path[0]
+    size = rel_size(first)
+    acc = operand(torch.stack(graph.edges[first]), size, f"relation {first}")
+    for et in path[1:]:
+        other = operand(torch.stack(graph.edges[et]), rel_size(et), f"relation {et}")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            out, _ = acc.matmul(other)
+        size = (size[0], rel_size(et)[1])
+        acc = operand(out.as_tensor(), size, f"metapath product up to {et}")
+    return acc.as_tensor().long()
+
+
 def build_pyg_metapath_graph(graph: HeteroGraph, metapaths: dict[str, list[EdgeType]], device="cpu"):
-    """:class:`PygSemanticGraph` with one ``(target, name, target)`` edge type per metapath,
-    composed with PyG's ``AddMetaPaths`` (sparse adjacency products through ``EdgeIndex``,
-    no torch_sparse needed), coalesced: duplicates dropped (as ``dgl.metapath_reachable_graph``
-    does), sorted by destination then source."""
-    from torch_geometric.data import HeteroData
-    from torch_geometric.transforms import AddMetaPaths
-    from torch_geometric.utils import coalesce
+    """:class:`PygSemanticGraph` with one ``(target, name, target)`` edge type per metapath
+    (:func:`compose_metapath_pyg`: the metapath-reachable graph, no duplicate edges, as
+    ``dgl.metapath_reachable_graph`` builds it), sorted by destination then source."""
+    from torch_geometric.utils import sort_edge_index
 
     _validate_metapaths(graph, metapaths)
     t = graph.target
     n = graph.num_nodes[t]
     ei = {}
     for name, path in metapaths.items():
-        if len(path) == 1:
-            s, d = graph.edges[path[0]]
-            edge_index = torch.stack([s, d]).long()
-        else:
-            data = HeteroData()
-            for nt in {et[0] for et in path} | {et[2] for et in path}:
-                data[nt].num_nodes = graph.num_nodes[nt]
-            for et in path:
-                data[et].edge_index = torch.stack(graph.edges[et]).long()
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-                data = AddMetaPaths([list(path)])(data)
-            edge_index = data[(t, "metapath_0", t)].edge_index
-            edge_index = torch.as_tensor(edge_index).long()  # plain tensor, not EdgeIndex
-        ei[(t, name, t)] = coalesce(edge_index, num_nodes=n, sort_by_row=False)
+        edge_index = compose_metapath_pyg(graph, [tuple(et) for et in path])
+        ei[(t, name, t)] = sort_edge_index(edge_index, num_nodes=n, sort_by_row=False)
     return PygSemanticGraph(ei, {t: n}).to(device)
 
 

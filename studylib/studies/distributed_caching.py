@@ -23,7 +23,6 @@ after the warm-up epochs; the epoch-time cut is ``1 - mean(variant epochs) / mea
 
 from __future__ import annotations
 
-import builtins
 import json
 import math
 import re
@@ -122,37 +121,21 @@ def dblp_paper_graph(feature_dim: int = 256, seed: int = 0) -> HomogeneousGraph:
     return resplit(g, (0.6, 0.2, 0.2), seed, eligible=torch.nonzero(torch.from_numpy(has)).flatten())
 
 
-def load_ogb_homogeneous(name: str, download: bool = True) -> HomogeneousGraph:
+def load_ogb_homogeneous(name: str, download: bool = False) -> HomogeneousGraph:
     """``ogbn-products`` or ``ogbn-papers100M`` through ogb's ``NodePropPredDataset`` (paper
-    profile; tens of GB for papers100M). Edges are made symmetric; nodes without a label
-    (papers100M) get label 0 and stay out of every split. ogb's interactive prompts (large
-    downloads, version updates) raise :class:`studylib.data.DatasetUnavailableError` instead of
-    waiting; ``download=False`` refuses to download."""
-    from studylib import paths
-    from studylib.data import DatasetUnavailableError
-    from studylib.data.hgnn_datasets import _no_outdated_check
+    profile; tens of GB for papers100M), resolved like every registered dataset
+    (:func:`studylib.data.resolve`: cache, mirror, download only when ``download``; fetch it with
+    ``python -m studylib data <name>``). Edges are made symmetric; nodes without a label
+    (papers100M) get label 0 and stay out of every split. ogb's interactive prompts raise
+    :class:`studylib.data.DatasetUnavailableError` instead of waiting."""
+    from studylib.data.hgnn_datasets import open_ogb_node_dataset
+    from studylib.data.registry import locally_processed, resolve
 
     if name not in ("ogbn-products", "ogbn-papers100M"):
         raise ValueError(f"unknown OGB graph {name!r}")
-    root = paths.data_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with _no_outdated_check():
-        import ogb.nodeproppred.dataset as ogb_dataset
-
-    def no_input(prompt: str = ""):
-        raise DatasetUnavailableError(f"ogb asked {prompt.strip()!r} while loading {name}; download it yourself "
-                                      f"into {root} (ogb's layout) and run again")
-
-    old_input, old_decide = builtins.input, ogb_dataset.decide_download
-    builtins.input = no_input
-    if not download:
-        def refuse(url):
-            raise DatasetUnavailableError(f"{name} is not in {root} and downloading is disabled ({url})")
-        ogb_dataset.decide_download = refuse
-    try:
-        ds = ogb_dataset.NodePropPredDataset(name=name, root=str(root))
-    finally:
-        builtins.input, ogb_dataset.decide_download = old_input, old_decide
+    folder = resolve(name, download=download)
+    with locally_processed(folder):
+        ds = open_ogb_node_dataset(name, root=folder.parent, download=False)
     graph, labels = ds[0]
     split = ds.get_idx_split()
     ei = torch.as_tensor(graph["edge_index"], dtype=torch.int64)
@@ -353,13 +336,13 @@ def execute_run(run: dict, graph: HomogeneousGraph, params, device: str, workdir
     from studylib.distributed import ClusterSpec, partition, run_cluster, run_standalone
 
     name = graph_key(run["graph"], graph)
-    parts = run["machines"] if mode == "netns" else 1
+    parts = run["machines"] if mode != "standalone" else 1
     t0 = time.perf_counter()
     part_config = partition(graph, parts, method=params.partition_method, name=name)
     part_s = time.perf_counter() - t0
     args = trainer_args(run, graph, name, params, device)
-    if mode == "netns":
-        spec = ClusterSpec(run["machines"], params.trainers_per_machine, run["network"])
+    if mode != "standalone":
+        spec = ClusterSpec(run["machines"], params.trainers_per_machine, run["network"], **params.cluster_spec_kwargs())
         res = run_cluster(part_config, TRAINER_MODULE, args, spec, timeout_s=params.cluster_timeout_s,
                           workdir=workdir)
     else:
@@ -393,20 +376,27 @@ def _measured(table, key: dict) -> bool:
 def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict[str, pd.DataFrame]:
     """Run (or resume) every planned cluster run (:func:`plan_runs`) into the tables
     ``results/02-distributed-caching/{epochs,batches,setup,accuracy,links,partitions}`` and return
-    them. A run already in the ``epochs`` table (same parameters, same machine) is not run again.
+    them. A run whose tables were all written (same parameters, same machine; the completion marker
+    of :class:`studylib.results.ResultGroup`) is not run again; one interrupted between its tables
+    is run again and its partial rows replaced.
     Without network namespaces (no root, no ``ip``), every graph runs once in DistDGL's standalone
     mode instead and the reason is printed and recorded (``cluster_mode``, ``fallback_reason``)."""
     from studylib import paths
     from studylib.distributed import ClusterError, partition, partition_statistics
-    from studylib.results import ResultTable
+    from studylib.results import ResultGroup, ResultTable
 
     graphs = graphs if graphs is not None else GraphCache(params)
     pdict = params.model_dump()
-    mode, why = cluster_mode()
+    mode, why = ("ssh", "") if params.cluster_mode == "ssh" else cluster_mode()
     device, note = trainer_device(params)
     if note:
         log(note)
     runs = plan_runs(params)
+    if mode == "ssh":  # real hosts: their own network, no model emulated, so no network sweep
+        log("ssh mode: every run uses the hosts' real network (recorded as 'real'; measured RTT and throughput in "
+            "the links table)")
+        runs = list({(r["graph"], r["machines"], r["run"]): {**r, "network": "real"}
+                     for r in runs if r["run"] != "network"}.values())
     if mode == "standalone":
         log(f"network namespaces are not available ({why}); falling back to DistDGL's standalone mode: one "
             f"partition, one trainer, no remote traffic, so the caches have nothing to hold")
@@ -416,13 +406,13 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
                        "variants": [variant(params.models[0], p, params, params.models[0])
                                     for p in ("distdgl", "prefetch", "massivegnn")]}
         runs = list(seen.values())
-    tables = {name: ResultTable(NOTEBOOK, name, RUN_KEY, pdict) for name in
-              ("epochs", "batches", "setup", "accuracy", "links")}
+    group = ResultGroup(NOTEBOOK, "runs", ("epochs", "batches", "setup", "accuracy", "links"), RUN_KEY, pdict)
+    tables = group.tables
     parts = ResultTable(NOTEBOOK, "partitions", ["graph", "machines", "part"], pdict)
     logdir = paths.results_dir(NOTEBOOK) / "logs"
     for i, run in enumerate(runs):
         key = {k: run[k] for k in RUN_KEY}
-        if _measured(tables["epochs"], key):
+        if group.complete(key):
             log(f"[{i + 1}/{len(runs)}] {key}: already measured; resuming")
             continue
         g = graphs[run["graph"]]
@@ -438,13 +428,14 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
             tables["epochs"].add([{**key, "status": "failed", "error": str(err)[:2000], "variant": None}])
             continue
         info["fallback_reason"] = why
+        rows = {}
         for kind, name in (("epoch", "epochs"), ("batch", "batches"), ("setup", "setup"), ("accuracy", "accuracy")):
             d = got[kind]
             d["status"] = "ok"
             d["fallback_reason"] = why
-            tables[name].add(d.to_dict("records"))
-        tables["links"].add([{**info, "status": "ok"}])
-        nparts = run["machines"] if mode == "netns" else 1
+            rows[name] = d.to_dict("records")
+        group.write(key, {**rows, "links": [{**info, "status": "ok"}]})
+        nparts = run["machines"] if mode != "standalone" else 1
         pkey = {"graph": run["graph"], "machines": nparts, "part": 0}
         if not parts.has(pkey):
             cfg = partition(g, nparts, method=params.partition_method, name=graph_key(run["graph"], g))

@@ -498,11 +498,11 @@ def _semantic_edge_count(sem) -> int:
 def minibatch_available(framework: str) -> tuple[bool, str]:
     """Whether neighbor-sampled mini-batch training can run in ``framework`` here, and why not.
     DGL: always (its sampler is built in). PyG: ``NeighborLoader`` needs ``pyg-lib`` or
-    ``torch-sparse`` (``make setup-ext``); the staged PyG models take full graphs only."""
+    ``torch-sparse`` (``make setup``); the staged PyG models take full graphs only."""
     if framework == "dgl":
         return True, ""
     return False, ("PyG mini-batch is not measured: the staged PyG models run on full graphs, and PyG's "
-                   "NeighborLoader needs pyg-lib or torch-sparse (make setup-ext)")
+                   "NeighborLoader needs pyg-lib or torch-sparse (make setup)")
 
 
 def minibatch_seed_nodes(graph: HeteroGraph, params) -> torch.Tensor:

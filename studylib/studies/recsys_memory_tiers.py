@@ -222,8 +222,11 @@ def measure_redundancy(dataset: str, num_layers: int, graphs: GraphCache, params
 # 4. Distributed subgraph training (DistDGL, namespace cluster)
 # --------------------------------------------------------------------------------------------
 
-def distributed_available() -> tuple[bool, str]:
-    """Whether the DistDGL namespace cluster can run here, and why not."""
+def distributed_available(params=None) -> tuple[bool, str]:
+    """Whether the DistDGL namespace cluster can run here, and why not (real hosts,
+    ``params.cluster_mode == "ssh"``, are checked by the launcher when it starts)."""
+    if params is not None and params.cluster_mode == "ssh":
+        return True, ""
     try:
         from studylib import distributed
     except ImportError as e:  # pragma: no cover - the launcher is part of the package
@@ -266,7 +269,7 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
     all trainers together (sums over ranks / the union of their distinct ids). Raises
     ``ClusterError`` / ``ClusterUnavailableError`` from the launcher.
     """
-    from studylib import distributed
+    from studylib import distributed, paths
 
     graph = graphs[dataset]
     name = _graph_name(dataset)
@@ -275,8 +278,9 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
     args = ["--graph-name", name, "--configs", json.dumps(configs), "--batch-size", params.batch_size,
             "--fanout", params.fanout, "--lr", params.lr, "--reg", params.reg, "--warmup-steps",
             params.warmup_steps, "--steps", params.repeat_steps, "--seed", params.seed]
-    spec = distributed.ClusterSpec(num_machines, network=params.network)
-    with tempfile.TemporaryDirectory(prefix="recsys-cluster-") as tmp:
+    spec = distributed.ClusterSpec(num_machines, network=params.network, **params.cluster_spec_kwargs())
+    shared = paths.results_dir(NOTEBOOK) if params.cluster_mode == "ssh" else None  # real hosts write there
+    with tempfile.TemporaryDirectory(prefix="recsys-cluster-", dir=shared) as tmp:
         rows = []
         # configurations that count redundancy run in their own pass with --redundancy
         for subset, flag in (([c for c in configs if c["num_layers"] not in red], False),
@@ -580,7 +584,7 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
         n = mt.numa_nodes()
         numa = (0, n - 1)
     status = mt.status_rows(statuses)
-    work = Path(tempfile.mkdtemp(prefix="recsys-tiers-", dir=base))
+    work = mt.new_work_folder(base)  # removed below, at exit, or by the next run after a kill
     try:
         graph_files = {}
         for ds in params.tier_datasets:

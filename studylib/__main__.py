@@ -1,4 +1,4 @@
-"""Command line of the study suite: ``python -m studylib {run,report,list}``.
+"""Command line of the study suite: ``python -m studylib {run,report,data,scoreboard,list,device-check}``.
 
 Exit status: 0 when everything asked for succeeded, 1 when a notebook failed or timed out,
 2 for a usage error (unknown notebook or profile, invalid parameters) -- then nothing has run,
@@ -19,6 +19,7 @@ examples:
   python -m studylib run --profile smoke                   every notebook of the smoke profile
   python -m studylib run 01-hgnn-training --profile small --set batch_size=128
   python -m studylib report                                rewrite reports/index.html
+  python -m studylib scoreboard --markdown                 rewrite README.md's scoreboard section
 
 Executed notebooks go to reports/<profile>/<notebook>.ipynb (kept also when they fail);
 figures to figures/<notebook>/ with a JSON provenance sidecar each; reports/index.html shows both.
@@ -53,7 +54,8 @@ def _timeout(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m studylib`` with its ``run``, ``report`` and ``list``."""
+    """The argument parser of ``python -m studylib`` with its ``run``, ``report``, ``data``, ``scoreboard``
+    and ``list``."""
     parser = argparse.ArgumentParser(
         prog="python -m studylib",
         description="GNN systems study suite: run the parameterized notebooks through papermill, "
@@ -107,11 +109,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "every dataset of the small profiles (name ogbn-mag to fetch it for the paper profile).")
     data.add_argument("names", nargs="*", metavar="DATASET", help="dataset names (default: the small ones)")
 
+    board = sub.add_parser(
+        "scoreboard", help="the suite's findings with their verdicts (from figures/*/findings.json)",
+        description="Read every figures/<notebook>/findings.json (or results/<notebook>/findings.json with "
+                    "--results) and print the scoreboard; with --markdown rewrite README.md's scoreboard "
+                    "section between its marker comments; with --check only say whether it is up to date "
+                    "(exit status 1 when not).")
+    board.add_argument("--results", action="store_true", help="read results/ (this machine's latest runs) "
+                                                              "instead of figures/ (the committed reference run)")
+    mode = board.add_mutually_exclusive_group()
+    mode.add_argument("--markdown", action="store_true", help="rewrite README.md's scoreboard section")
+    mode.add_argument("--check", action="store_true", help="exit 1 when README.md's scoreboard section is stale")
+
     lst = sub.add_parser(
         "list", help="list notebooks, their profiles and their parameters",
         description="List the notebooks, the profiles with a parameter file for each (and the values it "
                     "sets), and each notebook's declared parameters: name, type, default, description.")
     lst.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="only these notebooks")
+
+    from studylib import device_check
+
+    dc = sub.add_parser(
+        "device-check", help="exercise the GPU paths (CPU when there is no GPU); write a JSON and a summary",
+        description="Run the device check: device probe, stage timers against CUDA events, peak memory, "
+                    "GEMM, STREAM and host/device copies (00), the operations of 03 in fp32 and fp16, the PyG "
+                    "HGNNs of 01 (stage timing, kernel classes, instrumentation overhead). Writes "
+                    "DIR/device_check.json and DIR/device_check.txt; exit status 0 all passed or skipped, 1 a "
+                    "check failed, 2 bad arguments, 3 the time limit was reached. Needs torch, torch_geometric, "
+                    "numpy, pandas, psutil, pydantic, PyYAML; not DGL, papermill or plotting libraries.")
+    device_check.add_arguments(dc)
     return parser
 
 
@@ -127,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     argparse itself exits with status 2 on malformed arguments (``SystemExit``).
     """
     args = build_parser().parse_args(argv)
+    if args.command == "device-check":  # before the runner: it needs no papermill, plotting or DGL
+        from studylib import device_check
+
+        return device_check.run_from_args(args)
     from studylib import runner
 
     if args.command == "run":
@@ -165,6 +195,22 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
                 _error(str(err))
         return 1 if failed else 0
+    if args.command == "scoreboard":
+        from studylib import findings, paths
+
+        folder = paths.results_dir() if args.results else paths.figures_dir()
+        if args.results and (args.markdown or args.check):
+            return _error("the README's scoreboard is the committed reference run's: --markdown and --check "
+                          "read figures/, not --results")
+        try:
+            if args.markdown or args.check:
+                stale = findings.update_readme(folder=folder, check=args.check)
+                print(f"README.md scoreboard {'is stale' if stale and args.check else 'rewritten' if stale else 'up to date'}")
+                return 1 if stale and args.check else 0
+            print(findings.scoreboard_markdown(findings.load(folder), source=f"{folder}/<notebook>/findings.json"))
+        except (ValueError, OSError) as err:
+            return _error(str(err))
+        return 0
     if args.command == "list":
         try:
             print(runner.format_listing(args.notebooks))

@@ -61,14 +61,16 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_sha() -> str | None:
-    """``git rev-parse HEAD`` of the project (suffix ``-dirty`` when the tree has changes), or
-    ``None`` outside a git checkout."""
+    """``git rev-parse HEAD`` of the project (suffix ``-dirty`` when tracked files outside
+    ``figures/`` have changes), or ``None`` outside a git checkout. Figures are left out of the
+    check: a run that redraws the committed figures would otherwise mark its own later sidecars dirty."""
     root = paths.project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)figures"], cwd=root,
                                capture_output=True, text=True, timeout=5)
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

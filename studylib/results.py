@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -123,12 +124,15 @@ def _read_copies(path: Path) -> pd.DataFrame | None:
     return df
 
 
-def fingerprint(parameters: dict, machine: dict | None = None) -> str:
-    """A short hash of the parameters that define a measurement (and the machine it ran on);
-    rows with another fingerprint belong to another experiment and are not resumed from."""
+def fingerprint(parameters: dict, machine: dict | None = None, code: str | None = None) -> str:
+    """A short hash of the parameters that define a measurement, the machine it ran on and the
+    version of the code that measured (``code``, see :func:`code_version`; left out of the key when
+    ``None``); rows with another fingerprint belong to another experiment and are not resumed from."""
     machine = machine or {}
     key = {"parameters": {k: v for k, v in sorted(parameters.items()) if k not in ("run_id",)},
            "machine": {k: machine.get(k) for k in ("hostname", "cpu_model", "logical_cores", "gpus")}}
+    if code is not None:
+        key["code"] = code
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -143,7 +147,8 @@ class ResultTable:
         run_id: this run's id (default :func:`current_run_id`).
 
     Rows already on disk with the same fingerprint are kept and count as done; rows of another
-    fingerprint (other parameters or machine) are dropped when this table is first written.
+    fingerprint (other parameters, machine or code version, see :func:`code_version`) are dropped
+    when this table is first written.
     """
 
     def __init__(self, notebook: str, name: str, config_columns: Iterable[str], parameters: dict | None = None,
@@ -153,7 +158,7 @@ class ResultTable:
         self.parameters = dict(parameters or {})
         self.run_id = current_run_id(run_id or self.parameters.get("run_id"))
         self.machine = hardware.probe()
-        self.fingerprint = fingerprint(self.parameters, self.machine)
+        self.fingerprint = fingerprint(self.parameters, self.machine, code_version(notebook))
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
         atomic.recover(self.path)  # finish an interrupted write first: its temporaries are needed
         remove_stale_temporaries(self.path.parent, [self.path.name, self.path.with_suffix(".csv").name,
@@ -380,3 +385,97 @@ class ResultGroup:
 def read_table(notebook: str, name: str) -> pd.DataFrame | None:
     """Read ``results/<notebook>/<name>.parquet`` (any run), or ``None`` when it does not exist."""
     return _read_copies(paths.results_dir(notebook) / f"{name}.parquet")
+
+
+# --------------------------------------------------------------------------------------------
+# The version of the code that measured
+# --------------------------------------------------------------------------------------------
+
+#: Modules of ``studylib/`` that do not take part in measuring (running notebooks, the report,
+#: drawing, judging findings): editing them does not make a result table measure again.
+NON_MEASURING_MODULES = ("runner.py", "__main__.py", "report.py", "plotting.py", "findings.py")
+#: Core packages of ``studylib/`` whose every file counts towards the code version.
+MEASURING_PACKAGES = ("data", "models", "distributed")
+
+_STUDY_IMPORTS = (
+    re.compile(r"^\s*from\s+studylib\.studies\.(\w+)", re.M),
+    re.compile(r"^\s*import\s+studylib\.studies\.(\w+)", re.M),
+)
+_STUDIES_FROM = re.compile(r"^\s*from\s+studylib\.studies\s+import\s+\(?([^\n#)]+)", re.M)
+
+
+def study_slug(notebook: str) -> str:
+    """A notebook's study package name: the stem without its number, ``-`` as ``_``
+    (``05-parallelism-analysis`` -> ``parallelism_analysis``)."""
+    return re.sub(r"^\d+-", "", notebook).replace("-", "_")
+
+
+def _notebook_sources(path: Path) -> str:
+    """The notebook's cell types and sources only (outputs, counts, ids and metadata stripped);
+    the raw text when it is not a readable notebook."""
+    text = path.read_text(errors="replace")
+    try:
+        cells = json.loads(text)["cells"]
+        return json.dumps([[c.get("cell_type"), "".join(c.get("source") or "")] for c in cells])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return text
+
+
+def _files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            and p.suffix not in (".pyc", ".pyo")}
+
+
+def code_files(notebook: str) -> list[Path]:
+    """The files whose content makes up :func:`code_version` of ``notebook``, sorted.
+
+    Resolved by rule from the project root: the study package ``studylib/studies/<slug>/`` when it
+    exists (:func:`study_slug`); every study module or package the notebook imports
+    (``from studylib.studies import x``, ``from studylib.studies.x import ...``:
+    ``studylib/studies/x/`` or ``studylib/studies/x.py``); the core modules ``studylib/*.py``
+    except :data:`NON_MEASURING_MODULES`; the packages :data:`MEASURING_PACKAGES`; and the notebook
+    ``notebooks/<notebook>.ipynb`` itself. A README, a test or a figure never counts.
+    """
+    root = paths.project_root()
+    lib = root / "studylib"
+    studies = lib / "studies"
+    files: set[Path] = set()
+    nb = paths.notebooks_dir() / f"{notebook}.ipynb"
+    names = {study_slug(notebook)}
+    if nb.is_file():
+        files.add(nb)
+        try:
+            src = "\n".join("".join(c.get("source") or "") for c in json.loads(nb.read_text())["cells"]
+                            if c.get("cell_type") == "code")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            src = nb.read_text(errors="replace")
+        for pattern in _STUDY_IMPORTS:
+            names.update(pattern.findall(src))
+        for group in _STUDIES_FROM.findall(src):
+            names.update(part.split()[0] for part in group.split(",") if part.split())
+    for name in sorted(names):
+        if (studies / name).is_dir():
+            files |= _files_under(studies / name)
+        elif (studies / f"{name}.py").is_file():
+            files.add(studies / f"{name}.py")
+    if (studies / "__init__.py").is_file():
+        files.add(studies / "__init__.py")
+    files |= {p for p in lib.glob("*.py") if p.name not in NON_MEASURING_MODULES}
+    for pkg in MEASURING_PACKAGES:
+        if (lib / pkg).is_dir():
+            files |= _files_under(lib / pkg)
+    return sorted(files)
+
+
+def code_version(notebook: str) -> str:
+    """A short hash (12 hex digits) of the code that measures ``notebook``: every file of
+    :func:`code_files` by its path relative to the project root and its content (a notebook by its
+    cell sources only, so running it does not change its version). A change in the study's code, a
+    measuring core module or the notebook's cells changes it; a README edit does not."""
+    root = paths.project_root()
+    h = hashlib.sha256()
+    for f in code_files(notebook):
+        rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.as_posix()
+        data = _notebook_sources(f).encode() if f.suffix == ".ipynb" else f.read_bytes()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()[:12]

@@ -1121,6 +1121,11 @@ def write_index(convert: bool = True) -> Path:
     if not any_nb:
         out.append('<p class="muted">no executed notebooks yet: <code>python -m studylib run --profile smoke</code></p>')
 
+    # the papers' findings: one scoreboard from figures/<notebook>/findings.json
+    from studylib import findings
+
+    out.append(findings.report_section(reports))
+
     # figures
     out.append("<h2>Figures</h2>")
     fig_root = paths.figures_dir()
@@ -1128,7 +1133,8 @@ def write_index(convert: bool = True) -> Path:
         if fig_root.is_dir() else []
     toc, sections = [], []
     for folder in folders:
-        stems = sorted({p.stem for p in folder.glob("*.png")} | {p.stem for p in folder.glob("*.json")})
+        stems = sorted(({p.stem for p in folder.glob("*.png")} | {p.stem for p in folder.glob("*.json")})
+                       - {findings.FINDINGS_NAME})
         if not stems:
             continue
         figs = []

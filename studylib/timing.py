@@ -288,8 +288,9 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
 
     Args:
         prof: a finished ``torch.profiler.profile`` whose steps used :func:`stage` / :func:`phase`.
-        device: where the model ran; on CUDA the device (kernel) self time of each op is used,
-            on CPU its self CPU time.
+        device: where the model ran; on CUDA the device (kernel) self time of each op is used
+            (each kernel counted once, under the op that launched it; the profiler also lists the
+            kernels as events of their own, which are skipped), on CPU its self CPU time.
 
     Each op's *self* time (time not spent in child ops) is attributed, so nothing is counted
     twice. Its stage is the innermost enclosing ``stage::`` range; for backward ops (under an
@@ -300,6 +301,7 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
     calls), in microseconds.
     """
     import pandas as pd
+    from torch.autograd import DeviceType
 
     device = torch.device(device)
     events = list(prof.events())
@@ -341,6 +343,8 @@ def kernel_class_breakdown(prof, device: torch.device | str = "cpu"):
     rows: dict[tuple[str, str, str, str], float] = {}
     for e in events:
         if device.type == "cuda":
+            if getattr(e, "device_type", DeviceType.CPU) != DeviceType.CPU:
+                continue  # a kernel's own event: its time is already the launching op's self device time
             self_us = float(getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0) or 0)
         else:
             self_us = float(e.self_cpu_time_total)

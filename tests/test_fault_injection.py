@@ -140,7 +140,8 @@ def test_notebook_02_reruns_a_run_interrupted_between_its_tables(output_dirs, mo
     monkeypatch.setattr(dc, "execute_run", execute_run)
     monkeypatch.setattr(distributed, "partition", lambda *a, **k: None)
     monkeypatch.setattr(distributed, "partition_statistics", lambda cfg: [{"part": 0, "inner_nodes": 1}])
-    params = SimpleNamespace(model_dump=lambda: {"graphs": ["cora"]}, epochs=1, partition_method="metis")
+    params = SimpleNamespace(model_dump=lambda: {"graphs": ["cora"]}, epochs=1, partition_method="metis",
+                             cluster_mode="namespaces", cluster_spec_kwargs=lambda: {})
 
     class Killed(BaseException):
         pass

@@ -201,7 +201,7 @@ def test_bipartite_graph_files_load_weights_only(tmp_path):
                        torch.tensor([1]), {"source": "test"})
     g.save(tmp_path / "g.pt")
     back = BipartiteGraph.load(tmp_path / "g.pt")
-    assert back.num_users == 2 and back.train_items.tolist() == [2, 0] and back.info == {"source": "test"}
+    assert back.num_users == 2 and back.train_items.tolist() == [2, 0] and back.info == g.info and back.info["source"] == "test"
     marker = tmp_path / "payload-ran"
     torch.save({"name": _Payload(marker)}, tmp_path / "evil.pt")
     with pytest.raises(pickle.UnpicklingError):

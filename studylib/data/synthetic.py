@@ -171,14 +171,14 @@ def _relation_edges(rng: np.random.Generator, n_s: int, n_d: int, m: int, skew: 
     return keys // n_d, keys % n_d
 
 
-def _mean_operator(src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int):
-    """Sparse ``[n_dst, n_src]`` matrix whose product with ``h`` averages ``h[src]`` over the edges
-    into each destination (rows of destinations without edges are zero)."""
-    import scipy.sparse as sp
-
+def _neighbour_mean(src: np.ndarray, dst: np.ndarray, n_dst: int, h: np.ndarray) -> np.ndarray:
+    """``[n_dst, k]`` float64: the mean of ``h[src]`` over the edges into each destination (zero rows for
+    destinations without edges). Accumulates ``h[src] / deg[dst]`` in edge order, the same sums as a CSR
+    product of the mean operator with ``h``, in numpy alone."""
     deg = np.bincount(dst, minlength=n_dst).astype(np.float64)
-    vals = 1.0 / deg[dst]
-    return sp.csr_matrix((vals, (dst, src)), shape=(n_dst, n_src))
+    out = np.zeros((n_dst, h.shape[1]), dtype=np.float64)
+    np.add.at(out, dst, (1.0 / deg[dst])[:, None] * h[src])
+    return out
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -301,7 +301,7 @@ def synthetic_hetero(
             if et[0] != cur or et not in edges:
                 raise ValueError(f"metapath {path} is not a walk over the schema's edge types (at {et})")
             s, d = edges[et]
-            h = _mean_operator(s.numpy(), d.numpy(), n[et[0]], n[et[2]]) @ h
+            h = _neighbour_mean(s.numpy(), d.numpy(), n[et[2]], h)
             cur = et[2]
         if cur == tgt:
             latent = latent + _standardise(h)

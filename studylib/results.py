@@ -3,9 +3,13 @@
 A :class:`ResultTable` is one measurement table of one notebook: one row per repeat (raw sample),
 configuration columns + metric columns (units in their names, e.g. ``seconds``, ``bytes``) +
 ``run_id``. It lives at ``results/<notebook>/<name>.parquet`` with a CSV copy and a JSON sidecar
-holding its provenance. Each :meth:`ResultTable.add` rewrites the files atomically (temporary file
-+ ``os.replace``), so an interrupted sweep leaves either the old or the new table, never half of
-one, and a rerun with the same parameters measures only the configurations that are missing.
+holding its provenance. Each :meth:`ResultTable.add` rewrites the three copies as one unit
+(:func:`studylib.atomic.atomic_paths`: temporary files, ``fsync``, a commit record, renames), so an
+interrupted or failed write (a full disk) leaves either all old or all new copies, never half of
+one nor copies that disagree, and a rerun with the same parameters measures only the
+configurations that are missing. The sidecar and the parquet file carry the same ``generation``
+marker (and the sidecar the SHA-256 of the parquet and CSV copies), so a reader can tell copies
+of one write apart from a mix. Files get the user's umask (0644 under 022).
 
 A configuration whose rows go to several tables (one cluster run: epochs, batches, ...) is written
 through a :class:`ResultGroup`: it counts as measured only once *all* its tables are written, which a
@@ -21,14 +25,13 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from studylib import machine, paths
+from studylib import atomic, machine, memory, paths
 
 
 def new_run_id() -> str:
@@ -48,26 +51,77 @@ def utc_now() -> str:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically,
-    on an exception it is deleted and ``target`` is left as it was."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # the writer's pid in the name lets a later table remove what a killed writer left (see ResultTable)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically
+    (mode as by ``open()`` under the umask, contents ``fsync``-ed), on an exception it is deleted
+    and ``target`` is left as it was. See :func:`studylib.atomic.atomic_path`."""
+    with atomic.atomic_path(target) as tmp:
+        yield tmp
 
 
 def write_json(path: Path, obj) -> None:
     """Write ``obj`` as indented JSON atomically (non-JSON values are stringified)."""
     with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        tmp.write_text(_json_text(obj))
+
+
+def _json_text(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+#: Key of the write marker in a table's parquet schema metadata (the sidecar's ``generation``).
+GENERATION_KEY = b"studylib.generation"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, generation: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), GENERATION_KEY: generation.encode()})
+    pq.write_table(table, path)
+
+
+def _generations(path: Path) -> tuple[str | None, str | None]:
+    """(generation in the parquet file, generation in the sidecar); None where absent."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    in_parquet = meta.get(GENERATION_KEY)
+    try:
+        in_sidecar = json.loads(path.with_suffix(".json").read_text()).get("generation")
+    except (OSError, ValueError, AttributeError):
+        in_sidecar = None
+    return (in_parquet.decode() if in_parquet else None), in_sidecar
+
+
+def _read_copies(path: Path) -> pd.DataFrame | None:
+    """Read a table's parquet copy after finishing an interrupted write of its copies
+    (:func:`studylib.atomic.recover`). When the parquet and sidecar markers differ (a write of
+    another process between its renames), finish that write and read again; a mismatch that
+    stays (copies changed by hand) is warned about and the parquet copy is used."""
+    import time
+    import warnings
+
+    for _ in range(5):
+        atomic.recover(path)
+        if not path.is_file():
+            return None
+        df = pd.read_parquet(path)
+        in_parquet, in_sidecar = _generations(path)
+        if in_parquet is None or in_sidecar is None or in_parquet == in_sidecar:
+            return df
+        time.sleep(0.02)
+    warnings.warn(f"{path}: parquet copy (write {in_parquet}) and sidecar (write {in_sidecar}) disagree; "
+                  f"using the parquet copy", stacklevel=3)
+    return df
 
 
 def fingerprint(parameters: dict, machine: dict | None = None, code: str | None = None) -> str:
@@ -106,14 +160,15 @@ class ResultTable:
         self.machine = machine.probe()
         self.fingerprint = fingerprint(self.parameters, self.machine, code_version(notebook))
         self.path = paths.results_dir(notebook) / f"{name}.parquet"
+        atomic.recover(self.path)  # finish an interrupted write first: its temporaries are needed
         remove_stale_temporaries(self.path.parent, [self.path.name, self.path.with_suffix(".csv").name,
                                                     self.path.with_suffix(".json").name])
         self._frame = self._load()
 
     def _load(self) -> pd.DataFrame:
-        if not self.path.is_file():
+        df = _read_copies(self.path)
+        if df is None:
             return pd.DataFrame()
-        df = pd.read_parquet(self.path)
         if "fingerprint" in df.columns:
             df = df[df["fingerprint"] == self.fingerprint]
         else:
@@ -137,7 +192,8 @@ class ResultTable:
     def add(self, rows: list[dict]) -> None:
         """Append rows (each holding every config column) and rewrite the table atomically.
 
-        Raises ``KeyError`` naming a missing config column.
+        Raises ``KeyError`` naming a missing config column, and what the write raised (e.g.
+        ``OSError`` for a full disk), the table then holding its old rows on disk and here.
         """
         if not rows:
             return
@@ -148,22 +204,32 @@ class ResultTable:
         new = pd.DataFrame(rows)
         new["run_id"] = self.run_id
         new["fingerprint"] = self.fingerprint
+        before = self._frame
         self._frame = pd.concat([self._frame, new], ignore_index=True) if not self._frame.empty else new
-        self._write()
+        try:
+            self._write()
+        except BaseException:
+            self._frame = before  # the files still hold the old rows; so does the table
+            raise
 
     def _write(self) -> None:
-        # the parquet file (what a rerun resumes from) last: when it holds a row, so do the CSV
-        # copy and the sidecar, even if the process was killed between two of the files
-        with atomic_path(self.path.with_suffix(".csv")) as tmp:
-            self._frame.to_csv(tmp, index=False)
-        write_json(self.path.with_suffix(".json"), {
-            "notebook": self.notebook, "table": self.name, "config_columns": self.config_columns,
-            "run_ids": sorted(self._frame["run_id"].astype(str).unique()), "updated_utc": utc_now(),
-            "fingerprint": self.fingerprint, "parameters": self.parameters,
-            "hardware": self.machine, "git_sha": self.machine.get("git_sha"),
-        })
-        with atomic_path(self.path) as tmp:
-            self._frame.to_parquet(tmp, index=False)
+        """Write the parquet, CSV and JSON copies as one unit (all or none). The parquet file (what
+        a rerun resumes from) is renamed last: a reader that does not finish an interrupted set
+        first (:func:`studylib.atomic.recover`) still never sees a parquet row without its copies."""
+        csv, sidecar = self.path.with_suffix(".csv"), self.path.with_suffix(".json")
+        generation = new_run_id()
+        with atomic.atomic_paths([csv, sidecar, self.path]) as tmp:
+            _write_parquet(self._frame, tmp[self.path], generation)
+            self._frame.to_csv(tmp[csv], index=False)
+            tmp[sidecar].write_text(_json_text({
+                "notebook": self.notebook, "table": self.name, "config_columns": self.config_columns,
+                "run_ids": sorted(self._frame["run_id"].astype(str).unique()), "updated_utc": utc_now(),
+                "fingerprint": self.fingerprint, "parameters": self.parameters,
+                "hardware": self.machine, "git_sha": self.machine.get("git_sha"),
+                "generation": generation, "rows": len(self._frame),
+                "copies": {"parquet": {"file": self.path.name, "sha256": _sha256(tmp[self.path])},
+                           "csv": {"file": csv.name, "sha256": _sha256(tmp[csv])}},
+            }))
 
     def discard(self, config: dict) -> int:
         """Remove the rows of configuration ``config`` (matched on the config columns, as strings)
@@ -188,8 +254,10 @@ class ResultTable:
 
         ``measure`` returns a list of row dicts (config columns are filled from ``config`` when
         absent). A configuration that runs out of memory (``MemoryError`` or
-        ``torch.cuda.OutOfMemoryError``) is recorded as one row with ``status="oom"`` and the
-        sweep goes on; other exceptions propagate. Shows a tqdm progress bar. Returns the table.
+        ``torch.cuda.OutOfMemoryError``) is recorded as one row with ``status="oom"``, one refused
+        by its memory estimate (:class:`studylib.memory.Refused`) as one row with
+        ``status="refused"``, ``memory_estimate_bytes`` and ``memory_available_bytes``; the sweep
+        goes on. Other exceptions propagate. Shows a tqdm progress bar. Returns the table.
         """
         import torch
         from tqdm.auto import tqdm
@@ -205,6 +273,8 @@ class ResultTable:
             try:
                 rows = measure(config)
                 rows = [{**config, "status": "ok", **r} for r in rows]
+            except memory.Refused as err:  # estimated not to fit: recorded with the numbers, not run
+                rows = [memory.refused_row(config, err.decision, oom_metric_columns)]
             except (MemoryError, torch.cuda.OutOfMemoryError) as err:
                 rows = [{**config, "status": "oom", "error": str(err)[:200],
                          **{c: float("nan") for c in oom_metric_columns}}]
@@ -314,8 +384,7 @@ class ResultGroup:
 
 def read_table(notebook: str, name: str) -> pd.DataFrame | None:
     """Read ``results/<notebook>/<name>.parquet`` (any run), or ``None`` when it does not exist."""
-    path = paths.results_dir(notebook) / f"{name}.parquet"
-    return pd.read_parquet(path) if path.is_file() else None
+    return _read_copies(paths.results_dir(notebook) / f"{name}.parquet")
 
 
 # --------------------------------------------------------------------------------------------

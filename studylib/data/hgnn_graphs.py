@@ -6,6 +6,7 @@ the work of 01's measured configurations.
 
 from __future__ import annotations
 
+from studylib import memory
 from studylib.data.hetero import HeteroGraph
 from studylib.data.hgnn_datasets import load_hetero
 from studylib.data.synthetic import synthetic_hetero
@@ -14,8 +15,12 @@ from studylib.data.synthetic import synthetic_hetero
 def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> HeteroGraph:
     """The graph of one configuration: a real dataset by name, or ``"synthetic"`` (ACM's schema,
     node counts times ``synthetic_scale``). Raises what the loaders raise
-    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable)."""
+    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable), and
+    :class:`studylib.memory.Refused` (estimate and available memory) for a synthetic graph that
+    would not fit in memory: refused before it is generated."""
     if dataset == "synthetic":
+        memory.require(memory.synthetic_hetero_estimate("acm", synthetic_scale),
+                       what=f"synthetic graph at synthetic_scale={synthetic_scale:g}")
         return synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
     return load_hetero(dataset)
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studylib import paths
+from studylib.atomic import set_created_mode
 from studylib.data.hetero import EdgeType
 
 __all__ = [
@@ -185,6 +186,7 @@ def _fetch(url: str, dest: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
             shutil.copyfileobj(resp, out, length=1 << 20)
+        set_created_mode(tmp)  # mkstemp makes 0600; give the umask's mode
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -588,6 +590,7 @@ def _write_record(folder: Path, record: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{SOURCE_RECORD}.")
     with os.fdopen(fd, "w") as fh:
         json.dump(record, fh, indent=1, sort_keys=True)
+    set_created_mode(tmp)
     os.replace(tmp, folder / SOURCE_RECORD)
 
 
@@ -631,6 +634,7 @@ def _copy_verified(src: Path, dest: Path, expected: str | None, spec: DatasetSpe
         got = h.hexdigest()
         if expected is not None and got != expected:
             raise ChecksumMismatchError(_mismatch_message(spec, fname, src, got, "in the mirror"))
+        set_created_mode(tmp)
         os.replace(tmp, dest)
         return got
     except BaseException:

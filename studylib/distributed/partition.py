@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from studylib import paths
+from studylib.atomic import set_created_mode
 
 __all__ = ["PARTITION_METHODS", "graph_checksum", "load_orig_nids", "partition", "partition_statistics",
            "read_partition_config"]
@@ -176,6 +177,7 @@ def partition(graph, num_parts: int, *, method: str = "metis", name: str, cache_
         return config
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+    set_created_mode(tmp, directory=True)  # mkdtemp makes 0700; give the umask's mode
     try:
         import contextlib
         import io

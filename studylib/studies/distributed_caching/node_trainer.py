@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     tr = _Trainer(args)
     torch = tr.torch
     torch.manual_seed(args.seed + tr.rank)
-    tr.np.random.seed(args.seed + tr.rank)
+    tr.np.random.seed((args.seed + tr.rank) % 2**32)  # numpy's legacy seeding takes 32 bits
     tr.rows.append({"kind": "info", "rank": tr.rank, "machine": tr.machine, "part": tr.part,
                     "num_inner": tr.num_inner, "num_halo": int(tr.halo_ids.numel()),
                     "train_nodes": int(tr.train_nids.numel()), "test_nodes": int(tr.test_nids.numel()),

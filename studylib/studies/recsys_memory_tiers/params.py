@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from studylib.data.recsys import PAPER_DATASETS, SYNTHETIC_PRESETS
+from studylib.distributed.netem import network_model
 from studylib.distributed.params import ClusterParams
 from studylib.params import NotebookParams, PositiveFloat, PositiveInt
 
@@ -68,6 +69,12 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
     def _fanout(cls, v: int) -> int:
         if v == 0 or v < -1:
             raise ValueError(f"fanout must be > 0 or -1 (all neighbours) (got {v})")
+        return v
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        network_model(v)
         return v
 
     @field_validator("datasets", "tier_datasets")

@@ -105,3 +105,28 @@ def duplicate_pairs(src: np.ndarray, dst: np.ndarray, num_dst: int) -> int:
         return 0
     keys = np.asarray(src, dtype=np.int64) * int(num_dst) + np.asarray(dst, dtype=np.int64)
     return int(len(keys) - len(np.unique(keys)))
+
+
+def metapath_adjacency(graph, path) -> scipy.sparse.csr_matrix:  # noqa: F821 - scipy imported below
+    """Boolean adjacency of the metapath-reachable graph of ``path`` (edge types of ``graph``, a
+    :class:`studylib.data.HeteroGraph`, from one node type to another): a scipy CSR matrix
+    ``[n_start, n_end]`` of float32 ones, one entry per distinct reachable ``(u, v)`` pair (the
+    boolean product of the relations' adjacency matrices, as ``dgl.metapath_reachable_graph``
+    defines it). Duplicate edges merge in scipy's COO -> CSR conversion. Needs no DGL.
+
+    Raises ``ValueError`` naming the relation when an id lies outside its node type.
+    """
+    import scipy.sparse as sp
+
+    adj = None
+    for et in path:
+        et = tuple(et)
+        s, d = graph.edges[et]
+        size = (graph.num_nodes[et[0]], graph.num_nodes[et[2]])
+        _check_range(torch.as_tensor(s), torch.as_tensor(d), size, f"relation {et}")
+        a = sp.csr_matrix((np.ones(len(s), dtype=np.float32), (np.asarray(s), np.asarray(d))), shape=size)
+        adj = a if adj is None else adj @ a
+        adj.data[:] = 1.0
+    adj = adj.tocsr()
+    adj.eliminate_zeros()
+    return adj

@@ -7,6 +7,7 @@ the work of 01's measured configurations.
 from __future__ import annotations
 
 from studylib import memory
+from studylib.data.edges import metapath_adjacency
 from studylib.data.hetero import HeteroGraph
 from studylib.data.hgnn_datasets import load_hetero
 from studylib.data.synthetic import synthetic_hetero
@@ -26,16 +27,14 @@ def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> Het
 
 
 def metapath_edges(graph: HeteroGraph, metapath: list) -> int:
-    """Edges of the metapath-reachable graph of ``metapath`` (distinct node pairs), counted with
-    DGL's ``metapath_reachable_graph``; cached on the graph's ``info`` dict."""
-    import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
-
+    """Edges of the metapath-reachable graph of ``metapath`` (distinct node pairs, as DGL's
+    ``metapath_reachable_graph`` builds it), counted with scipy sparse products
+    (:func:`studylib.data.edges.metapath_adjacency`, no DGL needed); cached on the graph's
+    ``info`` dict."""
     cache = graph.info.setdefault("_metapath_edges", {})
     key = tuple(tuple(et) for et in metapath)
     if key not in cache:
-        dg = graph.info.get("_dgl") or graph.to_dgl()
-        graph.info["_dgl"] = dg
-        cache[key] = int(dgl.metapath_reachable_graph(dg, [tuple(et) for et in metapath]).num_edges())
+        cache[key] = int(metapath_adjacency(graph, key).nnz)
     return cache[key]
 
 

@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 from studylib.data.edges import coalesce_edges
 from studylib.data.hetero import EdgeType, HeteroGraph
+from studylib.optional import require_dgl
 from studylib.timing import (
     FEATURE_PROJECTION,
     NEIGHBOR_AGGREGATION,
@@ -659,6 +660,8 @@ class _ModelBase(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
         self.framework = _check_choice("framework", framework, FRAMEWORKS)
+        if self.framework == "dgl":
+            require_dgl(f"the DGL {type(self).__name__} model")
         self.target = graph.target
         self.num_classes = graph.num_classes
         self.hidden_dim, self.num_layers, self.num_heads, self.dropout = hidden_dim, num_layers, num_heads, dropout

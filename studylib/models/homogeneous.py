@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from studylib.optional import require_dgl
+
 MODELS = ("gcn", "sage", "gin", "gat")
 FRAMEWORKS = ("dgl", "pyg")
 
@@ -66,7 +68,7 @@ def _make_conv(name: str, framework: str, f_in: int, f_out: int, heads: int, gin
         if name == "gin":
             return gnn.GINConv(_mlp(f_in, f_out, gin_mlp_layers), eps=0.0, train_eps=False)
         return gnn.GATConv(f_in, f_out // heads, heads=heads, concat=True)
-    from dgl import nn as dglnn  # lazy: DGL is a heavy optional dependency (studylib imports without it)
+    dglnn = require_dgl(f"the DGL {name} layer").nn
 
     if name == "gcn":
         return dglnn.GraphConv(f_in, f_out, norm="both", allow_zero_in_degree=True)

@@ -31,6 +31,7 @@ from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
 from studylib.data.hgnn_graphs import han_metapaths, load_graph, metapath_edges
 from studylib.models import build_model, build_reference_model
+from studylib.optional import dgl_available
 from studylib.results import ResultTable
 from studylib.studies.hgnn_training.params import NOTEBOOK, HgnnTrainingParams
 from studylib.timing import (
@@ -375,7 +376,7 @@ def minibatch_available(framework: str) -> tuple[bool, str]:
     DGL: always (its sampler is built in). PyG: ``NeighborLoader`` needs ``pyg-lib`` or
     ``torch-sparse`` (``make setup``); the staged PyG models take full graphs only."""
     if framework == "dgl":
-        return True, ""
+        return (True, "") if dgl_available() else (False, "DGL mini-batch is not measured: DGL is not installed")
     return False, ("PyG mini-batch is not measured: the staged PyG models run on full graphs, and PyG's "
                    "NeighborLoader needs pyg-lib or torch-sparse (make setup)")
 

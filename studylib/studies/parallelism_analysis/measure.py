@@ -38,6 +38,7 @@ from studylib.data import hgnn_graphs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
 from studylib.models.homogeneous import SELF_LOOP_MODELS, build_homogeneous_model
+from studylib.optional import dgl_available, require_dgl
 from studylib.results import ResultTable
 from studylib.studies.parallelism_analysis import work_depth as analysis
 from studylib.studies.parallelism_analysis.params import NOTEBOOK
@@ -360,8 +361,7 @@ def partition_assignment(graph: HomogeneousGraph, num_parts: int, method: str, s
     if num_parts == 1:
         return np.zeros(graph.n, dtype=np.int64)
     if method == "metis":
-        import dgl  # lazy: DGL is a heavy optional dependency (studylib imports without it)
-
+        dgl = require_dgl("METIS partitioning")
         with contextlib.redirect_stdout(io.StringIO()):
             a = dgl.metis_partition_assignment(graph.to_dgl(), num_parts)
         return a.numpy().astype(np.int64)
@@ -396,10 +396,12 @@ def measure_partitions(graph_name: str, graph: HomogeneousGraph, params) -> list
     rows ``{num_parts, method, cut_edges, halo_nodes, edge_cut_fraction, replication_factor,
     edge_imbalance, max_part_edges, max_part_halo}``; METIS rows also carry ``dgl_halo_nodes`` and
     ``halo_nodes_on_dgl_assignment``: DistDGL's own partition (``partition_graph``) and this
-    module's halo count on the same assignment, which must agree."""
+    module's halo count on the same assignment, which must agree. Without DGL only the random
+    partitions are measured (METIS partitioning needs DGL)."""
     rows = []
+    methods = ("metis", "random") if dgl_available() else ("random",)
     for P in params.partition_counts:
-        for method in ("metis", "random"):
+        for method in methods:
             a = partition_assignment(graph, P, method, params.seed)
             ps = analysis.partition_statistics(graph.src, graph.dst, graph.n, a, P)
             row = {"num_parts": P, "method": method, **ps.to_dict()}

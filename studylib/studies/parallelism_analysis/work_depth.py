@@ -71,7 +71,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+from studylib.data.edges import metapath_adjacency
 
 FLOAT_BYTES = 4
 INDEX_BYTES = 8
@@ -961,8 +962,9 @@ def hetero_statistics(graph, metapaths: dict | None = None) -> HeteroStats:
     ``metapaths`` (name -> list of edge types) is given, the metapath-reachable graphs of the
     target type (distinct (start, end) pairs, as DGL's ``metapath_reachable_graph`` and
     :func:`studylib.models.hgnn.compose_metapath_pyg` build them; counted with scipy sparse
-    products, whose COO -> CSR conversion merges duplicate pairs). A relation's duplicate edges
-    count once per copy (each copy sends a message in DGL and PyG alike)."""
+    products (:func:`studylib.data.edges.metapath_adjacency`), whose COO -> CSR conversion merges
+    duplicate pairs). A relation's duplicate edges count once per copy (each copy sends a message
+    in DGL and PyG alike)."""
 
     rels = []
     if metapaths is None:
@@ -973,15 +975,7 @@ def hetero_statistics(graph, metapaths: dict | None = None) -> HeteroStats:
     else:
         t = graph.target
         for name, path in metapaths.items():
-            adj = None
-            for et in path:
-                s, d = graph.edges[tuple(et)]
-                a = sp.csr_matrix((np.ones(s.numel(), dtype=np.float32), (s.numpy(), d.numpy())),
-                                  shape=(graph.num_nodes[et[0]], graph.num_nodes[et[2]]))
-                adj = a if adj is None else (adj @ a)
-                adj.data[:] = 1.0
-            adj = adj.tocsr()
-            adj.eliminate_zeros()
+            adj = metapath_adjacency(graph, path)
             deg = np.asarray((adj != 0).sum(axis=0)).ravel()
             rels.append(Relation(t, name, t, int(adj.nnz), int(deg.max()) if deg.size else 0))
     return HeteroStats(dict(graph.num_nodes), graph.feature_dims(), rels, graph.target, int(graph.num_classes),

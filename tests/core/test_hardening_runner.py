@@ -83,7 +83,7 @@ def test_status_is_true_after_the_runner_is_signalled(project: Path, tmp_path: P
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     driver = tmp_path / "driver.py"
-    driver.write_text(_DRIVER.format(tests=str(Path(__file__).parent)))
+    driver.write_text(_DRIVER.format(tests=str(Path(__file__).parents[1])))
     # the previous run of this notebook was fine: that record must not survive
     (project / "reports").mkdir()
     (project / "reports" / "runs.json").write_text(json.dumps({"format": 1, "profiles": {"smoke": {

@@ -320,6 +320,9 @@ def _bandwidth(note: str):
         if pass_share is not None:
             ev += (f"; of the {int((~fails).sum())} it fits, {int(bw[~fails].sum())} are bandwidth bound ({pass_share:.0%}; "
                    f"intensity median {d.loc[~fails, 'intensity'].median():.2f})")
+        if pass_share is not None and fail_share <= pass_share:
+            ev += ("; bandwidth-bound configurations are no rarer among those the work model fits, so the bound "
+                   "does not tell its failures apart")
         ours = f"{fail_share:.0%} of failing vs " + ("–" if pass_share is None else f"{pass_share:.0%}") + " of fitting"
         noisy = fd.count_noisy(roof) if "noisy" in roof else 0
         return fd.Measured((fail_share, pass_share), ev + _load_text(t), ours=ours, noisy=noisy)

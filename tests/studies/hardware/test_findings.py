@@ -34,6 +34,7 @@ def test_stream_agreement_reaches_every_verdict():
     assert r["verdict"] == fd.PARTLY and "read, 1 thread(s): 1.25" in r["evidence"] and r["ours"] == "2 of 4"
     gpu = fd.evaluate_one(f, cases[-1], CPU)
     assert gpu["verdict"] == fd.NOT_TESTABLE and "host memory" in gpu["evidence"]
+    assert "sysbench is not installed" in fd.evaluate_one(f, {}, CPU)["evidence"]
 
 
 def test_noisy_bandwidth_blocks_are_reported():

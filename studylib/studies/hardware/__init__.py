@@ -6,4 +6,6 @@ Notebook: ``notebooks/00-hardware.ipynb``.
 Tables (``results/00-hardware/``): ``bandwidth``, ``sysbench``, ``gemm``, ``transfer`` (GPU only),
 ``limits`` (read by 03 and 05 through :mod:`studylib.limits`), ``probe.json``, ``summary.json``.
 Figures (``figures/00-hardware/``): ``bandwidth``, ``gemm``, ``transfer`` (GPU only), ``roofline``.
+Findings: :mod:`.findings` (the STREAM kernels against ``sysbench memory``), written to
+``results/00-hardware/findings.*`` and ``figures/00-hardware/findings.json``.
 """

@@ -7,4 +7,6 @@ Tables (``results/01-hgnn-training/``): ``stage_times``, ``kernel_classes``, ``o
 ``reference``, ``han_metapaths``, ``minibatch``, ``data_parallel``, ``accuracy``.
 Figures (``figures/01-hgnn-training/``): ``stage_shares``, ``kernel_classes``, ``peak_memory``,
 ``benchmarks``, ``han_metapaths``, ``minibatch``, ``data_parallel``.
+Findings: :mod:`.findings` (five claims of the paper, declared as data), written to
+``results/01-hgnn-training/findings.*`` and ``figures/01-hgnn-training/findings.json``.
 """

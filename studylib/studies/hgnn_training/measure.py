@@ -152,8 +152,10 @@ def measure_stage_times(model_name: str, framework: str, dataset: str, graph: He
     Returns rows ``{region, kind, step, seconds, loss}``: kind ``stage`` (the four stages and
     ``loss``), ``phase`` (forward, backward, optimizer_update), ``step`` (the whole step, timed
     around it), and ``build`` (the semantic graph build, repeated ``repeat_steps`` times).
-    Also one ``memory`` row per phase (forward, backward): ``peak_bytes`` (peak during the phase)
-    and ``baseline_bytes`` (in use when the step's forward pass began).
+    Also one ``memory`` row per phase (forward, backward): ``peak_bytes`` (peak during the phase),
+    ``baseline_bytes`` (in use when the step's forward pass began) and ``phase_start_bytes`` (in
+    use when the phase itself began: for backward, the memory the forward pass left, its retained
+    activations included).
     """
     rows: list[dict] = []
     timer = StageTimer(device=device)
@@ -193,10 +195,12 @@ def measure_stage_times(model_name: str, framework: str, dataset: str, graph: He
         s.optimizer.step()
         s.optimizer.zero_grad(set_to_none=True)
         del logits, loss
-    # both peaks are taken relative to the memory in use when the step started (before forward)
+    # baseline: the memory in use when the step started (before forward); phase start: when the
+    # phase began (the backward pass starts with the forward's retained activations alive)
     for name in (FORWARD, BACKWARD):
         rows.append({"kind": "memory", "region": name, "step": -1, "seconds": float("nan"),
-                     "peak_bytes": pm.peaks[name], "baseline_bytes": pm.baselines[FORWARD]})
+                     "peak_bytes": pm.peaks[name], "baseline_bytes": pm.baselines[FORWARD],
+                     "phase_start_bytes": pm.baselines[name]})
     return rows
 
 
@@ -603,12 +607,16 @@ def profiled_stage_shares(kernels: pd.DataFrame) -> pd.DataFrame:
 
 
 def memory_summary(stage_times: pd.DataFrame) -> pd.DataFrame:
-    """Peak memory per configuration and phase (forward, backward): ``peak_mib`` (absolute) and
-    ``increase_mib`` (peak minus the memory in use when the step began: the step's own demand)."""
+    """Peak memory per configuration and phase (forward, backward): ``peak_mib`` (absolute),
+    ``increase_mib`` (peak minus the memory in use when the step began: the step's own demand) and
+    ``own_mib`` (peak minus the memory in use when the phase began: what the phase itself adds;
+    NaN for rows measured without ``phase_start_bytes``)."""
     m = stage_times[stage_times["kind"] == "memory"].copy()
     m["peak_mib"] = m["peak_bytes"] / 2**20
     m["increase_mib"] = (m["peak_bytes"] - m["baseline_bytes"]) / 2**20
-    return m[CONFIG + ["region", "peak_mib", "increase_mib"]]
+    start = m["phase_start_bytes"] if "phase_start_bytes" in m else float("nan")
+    m["own_mib"] = (m["peak_bytes"] - start) / 2**20
+    return m[CONFIG + ["region", "peak_mib", "increase_mib", "own_mib"]]
 
 
 MINIBATCH_REGIONS = (SAMPLING, DATA_PREPARATION, FORWARD, BACKWARD, OPTIMIZER_UPDATE)

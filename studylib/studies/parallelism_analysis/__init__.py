@@ -8,4 +8,6 @@ Tables (``results/05-parallelism-analysis/``): ``graphs``, ``predictions``, ``st
 ``kernel_profile``, ``thread_scaling``, ``minibatch``, ``partitions``, ``communication``.
 Figures (``figures/05-parallelism-analysis/``): ``predicted_vs_measured``, ``work_split``,
 ``communication_<model>``, ``parallelism``.
+Findings: :mod:`.findings` (the paper's predictions, declared as data), written to
+``results/05-parallelism-analysis/findings.*`` and ``figures/05-parallelism-analysis/findings.json``.
 """

@@ -33,7 +33,7 @@ from scipy.optimize import nnls
 from torch.profiler import ProfilerActivity, profile
 from torch.utils import benchmark
 
-from studylib import limits, machine, paths, results, timing
+from studylib import limits, machine, memory, paths, results, timing
 from studylib.data import hgnn_graphs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
@@ -91,13 +91,46 @@ def largest_synthetic(params) -> str:
     return synthetic_name(max(params.synthetic_nodes), max(params.synthetic_degrees), max(params.feature_dims))
 
 
+#: Per-edge tensors a GAT layer keeps per head (attention logits, their softmax, dropout mask).
+GAT_EDGE_TENSORS = 3
+
+
+def graph_estimate(n: int, avg_degree: float, k: int) -> memory.Estimate:
+    """Bytes of a grid graph before it is generated: its ``m = n * avg_degree`` edges in COO, CSR
+    and CSC (int64; the frameworks build the compressed formats) and its ``n x k`` float32
+    features (:mod:`studylib.memory`). Raises ``ValueError`` for a negative count."""
+    m = int(round(n * avg_degree))
+    return memory.Estimate({"structure": memory.graph_bytes(n, m, formats=("coo", "csr", "csc")),
+                            "features": memory.feature_bytes(n, k)})
+
+
+def step_estimate(model_name: str, n: int, m: int, k: int, hidden: int, num_layers: int, params) -> memory.Estimate:
+    """Bytes of one full-batch training step of a configuration, before its model is built: the
+    graph (:func:`graph_estimate`), the activations kept for the backward pass
+    (:func:`studylib.memory.activation_bytes`; GAT: ``num_heads`` heads and
+    :data:`GAT_EDGE_TENSORS` per-edge tensors), the per-edge messages of a gather-scatter layer
+    (``m x width`` float32 per layer, PyG's message passing materialises them), and the weights,
+    gradients and Adam state (:func:`studylib.memory.optimizer_bytes`)."""
+    heads = params.num_heads if model_name == "gat" else 1
+    width = max(hidden // heads, 1)
+    act = memory.activation_bytes(n, width, num_layers=num_layers, heads=heads, edges=m,
+                                  edge_tensors=GAT_EDGE_TENSORS if model_name == "gat" else 0)
+    weights = num_layers * max(k, hidden) * hidden * (params.gin_mlp_layers if model_name == "gin" else 2)
+    return graph_estimate(n, m / max(n, 1), k) + memory.Estimate({
+        "activations": act, "messages": num_layers * memory.feature_bytes(m, max(k, hidden)),
+        "optimizer": memory.optimizer_bytes(weights)})
+
+
 def load_graph(name: str, params) -> HomogeneousGraph:
     """A grid graph (:func:`studylib.data.homogeneous.synthetic_homogeneous` with the run's
     ``num_classes``, ``degree_skew`` and ``seed``) or a real dataset (``"cora"``). Raises what the
-    loaders raise (``DatasetUnavailableError`` names the dataset and the mirror variable)."""
+    loaders raise (``DatasetUnavailableError`` names the dataset and the mirror variable), and
+    :class:`studylib.memory.Refused` (estimate and memory available) for a grid graph that would not
+    fit (:func:`graph_estimate`): refused before it is generated."""
     if name == "cora":
         return load_cora()
     n, d, k = parse_synthetic_name(name)
+    memory.require(graph_estimate(n, d, k), what=f"{NOTEBOOK}: graph {name}")
     return synthetic_homogeneous(n, d, k, params.num_classes, params.degree_skew, params.seed, name=name)
 
 
@@ -132,8 +165,13 @@ def build_training(model_name: str, framework: str, graph: HomogeneousGraph, hid
                    device: torch.device, structure=None):
     """A model, its graph structure, inputs and an Adam optimizer on ``device``; returns
     ``(model, step)`` where ``step()`` runs one full-batch training step (forward on all vertices,
-    cross-entropy on the training vertices, backward, Adam update, gradients cleared)."""
+    cross-entropy on the training vertices, backward, Adam update, gradients cleared). Raises
+    :class:`studylib.memory.Refused` before building anything when :func:`step_estimate` does not
+    fit in the memory available on ``device``."""
 
+    memory.require(step_estimate(model_name, graph.n, graph.m, graph.feature_dim, hidden, num_layers, params),
+                   what=f"{NOTEBOOK}: {model_name}/{framework}, {num_layers} layers on a graph of {graph.n} vertices, "
+                        f"{graph.m} edges, width {graph.feature_dim}", device=device)
     model = build_homogeneous_model(model_name, framework, graph.feature_dim, hidden, graph.num_classes, num_layers,
                                     num_heads=params.num_heads, gin_mlp_layers=params.gin_mlp_layers,
                                     seed=params.seed).to(device)

@@ -9,7 +9,8 @@ import torch
 
 from studylib import data, timing
 from studylib.studies.hgnn_training import measure as hgnn
-from studylib.studies.hgnn_training.findings import evaluate_findings
+from studylib import findings as fd
+from studylib.studies.hgnn_training import findings as f01
 from studylib.studies.hgnn_training.params import HgnnTrainingParams
 
 torch.set_num_threads(1)
@@ -45,6 +46,9 @@ def test_stage_regions_add_up_to_the_step(graph, params, model, framework):
     assert step_shares.between(0, 1).all() and step_shares.sum() <= 1.2
     mem = df[df["kind"] == "memory"]
     assert set(mem["region"]) == {"forward", "backward"} and (mem["peak_bytes"] > 0).all()
+    # the backward pass starts where the forward pass left the memory (activations alive)
+    assert (mem["phase_start_bytes"] > 0).all()
+    assert hgnn.memory_summary(df)["own_mib"].notna().all()
 
 
 def test_kernel_classes_cover_the_profiled_step(graph, params):
@@ -112,11 +116,14 @@ def test_findings_follow_the_numbers():
              "kernel_class": "gemm", "op": "x", "seconds": v}
             for st, v in (("neighbor_aggregation", na), ("feature_projection", fp))])
 
-    f = evaluate_findings(None, kernels(0.7, 0.3), None, None, None).set_index("finding")["verdict"]
-    assert f.iloc[0] == "reproduced"
-    f = evaluate_findings(None, kernels(0.2, 0.8), None, None, None).set_index("finding")["verdict"]
-    assert f.iloc[0] == "not reproduced"
-    assert set(f.iloc[1:]) == {"not measured"}
-    ddp = pd.DataFrame(_ddp_rows(1, 1.0, 0.0, 10) + _ddp_rows(2, 0.4, 0.1, 10))
-    f = evaluate_findings(None, None, None, None, ddp).set_index("finding")["verdict"]
-    assert f.iloc[4] == "partly"  # communication present, but superlinear speedup: efficiency not below 1
+    cpu = {"gpus": [], "cores_available": 2}
+    f = fd.evaluate(f01.FINDINGS, f01.tables(kernels=kernels(0.7, 0.3)), cpu).set_index("id")["verdict"]
+    assert f["aggregation-dominates"] == "reproduced"
+    f = fd.evaluate(f01.FINDINGS, f01.tables(kernels=kernels(0.2, 0.8)), cpu).set_index("id")["verdict"]
+    assert f["aggregation-dominates"] == "not reproduced"
+    assert set(f.iloc[1:]) <= {"not measured", "not testable here"}
+    # two processes on CPU cores: not testable here, whatever their numbers
+    ddp = pd.DataFrame(_ddp_rows(1, 1.0, 0.0, 10) + _ddp_rows(2, 0.4, 0.1, 10)).assign(device="cpu")
+    f = fd.evaluate(f01.FINDINGS, f01.tables(data_parallel=ddp), cpu).set_index("id")
+    assert f.loc["data-parallel-communication", "verdict"] == "not testable here"
+    assert "25%" in f.loc["data-parallel-communication", "evidence"]

@@ -52,7 +52,10 @@ def test_smoke_profile_end_to_end(output_dirs):
     doc = json.loads((out / "findings.json").read_text())
     findings = doc["findings"]
     assert len(findings) == 4 + 6  # one per model, then six more
-    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured"} for f in findings)
+    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured", "not testable here"}
+               for f in findings)
+    assert [f["id"] for f in findings][:4] == [f"time-follows-work-{m}" for m in ("gcn", "sage", "gin", "gat")]
+    assert (output_dirs / "figures" / NB / "findings.json").is_file()
     assert {f["model"] for f in doc["fits"]} == {"gcn", "sage", "gin", "gat"}
     # nothing from 00, 01 or 02 exists in the temporary results folder: said so, not guessed
     assert any("02-distributed-caching" in f["evidence"] and f["verdict"] == "not measured" for f in findings)

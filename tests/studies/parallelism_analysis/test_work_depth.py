@@ -312,7 +312,8 @@ def test_reads_02_results_and_compares_halo_counts(output_dirs):
 
     from studylib import paths
     from studylib.studies.parallelism_analysis import measure as par
-    from studylib.studies.parallelism_analysis.findings import evaluate_findings
+    from studylib import findings as fd
+    from studylib.studies.parallelism_analysis import findings as f05
 
     assert par.read_measured_communication()[0] is None
     out = paths.results_dir("02-distributed-caching")
@@ -330,9 +331,9 @@ def test_reads_02_results_and_compares_halo_counts(output_dirs):
     mine = pd.DataFrame({"graph": ["cora", "cora"], "method": ["metis", "random"], "num_parts": [2, 2],
                          "halo_nodes": [356, 2217], "cut_edges": [520, 5284], "m": [10556, 10556],
                          "edge_cut_fraction": [0.05, 0.5]})
-    f = evaluate_findings(None, None, None, None, None, mine, None, measured, note, None, "absent")
-    f5 = f[f["finding"].str.contains("02-distributed-caching")].iloc[0]
+    f = next(x for x in f05.declare({"communication": note}) if x.id == "halo-matches-02")
+    cpu = {"gpus": [], "cores_available": 2}
+    f5 = fd.evaluate_one(f, f05.tables(partitions=mine, measured_comm=measured), cpu)
     assert f5["verdict"] == "reproduced" and "350 vs predicted 356" in f5["evidence"]
     mine.loc[0, "halo_nodes"] = 500
-    f = evaluate_findings(None, None, None, None, None, mine, None, measured, note, None, "absent")
-    assert f[f["finding"].str.contains("02-distributed-caching")].iloc[0]["verdict"] == "not reproduced"
+    assert fd.evaluate_one(f, f05.tables(partitions=mine, measured_comm=measured), cpu)["verdict"] == "not reproduced"

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from studylib import data, timing
-from studylib.studies.hgnn_training import measure as hgnn
 from studylib import findings as fd
 from studylib.studies.hgnn_training import findings as f01
+from studylib.studies.hgnn_training import measure as hgnn
 from studylib.studies.hgnn_training.params import HgnnTrainingParams
 
 torch.set_num_threads(1)

@@ -310,10 +310,10 @@ def test_reads_02_results_and_compares_halo_counts(output_dirs):
     per trainer) are read, and the halo counts held against this notebook's METIS partitions."""
     import pandas as pd
 
-    from studylib import paths
-    from studylib.studies.parallelism_analysis import measure as par
     from studylib import findings as fd
+    from studylib import paths
     from studylib.studies.parallelism_analysis import findings as f05
+    from studylib.studies.parallelism_analysis import measure as par
 
     assert par.read_measured_communication()[0] is None
     out = paths.results_dir("02-distributed-caching")

@@ -295,8 +295,9 @@ class Operation:
         impls: implementations; the first available of each role is the *primary* pair compared in
             the ratio figure.
         uses_reduce_factor: whether ``reduce_factor`` changes the inputs (else only 1 is swept).
-        size_scale: the operation runs at ``size * size_scale`` (sparse-sparse products are
-            cubic in ``n`` at sparsity 0 and run 16x smaller).
+        size_scale: the operation runs at ``size * size_scale`` (sparse-sparse and dense matrix
+            products are cubic in ``n`` and run 16x smaller; coalesce runs 8x smaller, so that its
+            entries repeated by the largest reduce factor, 8, number about ``size``).
         dtypes: dtypes it supports (sparse kernels lack half precision on CPU).
     """
 
@@ -1025,7 +1026,9 @@ def _run_torch_sparse_matmul(state):
 
 _register(Operation(
     "spmm", "sparse", "sparse A [n, n] (density 1 - sparsity) @ dense X [n, F], n = isqrt(size)",
-    _build_spmm, lambda n, rf, w, f: n * (2 * w + 1 + 3 * (w + 2 * INDEX_BYTES)) + 3 * math.isqrt(n) * f * w + 2**20, (
+    # + 2 [nnz, F] temporaries of torch_sparse.spmm(index) (the gathered rows, scaled)
+    _build_spmm, lambda n, rf, w, f: (n * (2 * w + 1 + 3 * (w + 2 * INDEX_BYTES)) + 3 * math.isqrt(n) * f * w
+                                      + 2 * n * f * w + 2**20), (
         Impl("pyg.EdgeIndex.matmul", PYG_UTILS, _run_edge_index_spmm, prepare=_prepare_edge_index,
              backend="torch_geometric.EdgeIndex.matmul (torch_sparse on GPU when installed, else "
                      "torch.sparse.mm on CSR built from the cached row pointer)"),
@@ -1114,13 +1117,14 @@ def _prepare_uncoalesced(i):
 
 _register(Operation(
     "coalesce", "sparse",
-    "sort the shuffled COO entries of an n x n matrix, each repeated rf times, row-major and merge the duplicates",
+    "sort the shuffled COO entries of an n x n matrix, each repeated rf times, row-major and merge the duplicates; "
+    "n = isqrt(size / 8), so that rf = 8 sorts about `size` entries",
     _build_coalesce, lambda n, rf, w, f: n * (2 * w + (2 + 3 * rf) * (2 * INDEX_BYTES + w)) + 2**20, (
         Impl("pyg.utils.coalesce", PYG_UTILS, _pyg_coalesce, backend="torch_geometric.utils.coalesce (index_sort + scatter)"),
         Impl("torch_sparse.coalesce", PYG, _ts_coalesce, requires="torch_sparse", backend="torch_sparse.coalesce"),
         Impl("torch.Tensor.coalesce", NATIVE, lambda a: a.coalesce(), prepare=_prepare_uncoalesced,
              backend="sparse_coo_tensor.coalesce"),
-    ), dtypes=(torch.float32,)))
+    ), size_scale=1 / 8, dtypes=(torch.float32,)))
 
 
 def _build_transpose(size, s, rf, dtype, device, dist, f, gen, heads):

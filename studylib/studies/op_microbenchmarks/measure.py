@@ -367,9 +367,12 @@ def ratio_table(times: pd.DataFrame, role: str = ops.PYG) -> pd.DataFrame:
     round; then ``ratio`` (median over rounds), ``ratio_q1``, ``ratio_q3`` and ``rounds``. Also
     ``pyg_impl``, ``native_impl``, ``pyg_ms`` and ``native_ms`` (median over all blocks),
     ``pyg_library`` (the kernel library the ``role`` side ran, :func:`ops.detect_backend`) and
-    ``same_kernel``: True when that side ran native PyTorch only (``pyg_library == "torch"``), so that
-    the cell compares a kernel with itself (e.g. ``torch_scatter``'s sum is ``Tensor.scatter_add_``);
-    such cells are left out of the PyG-vs-native comparison and counted in its evidence. Operations
+    ``same_kernel``: True when that side ran no kernel of PyG's extension libraries, native PyTorch
+    operators only (``pyg_library == "torch"``), so that the cell compares native PyTorch with itself
+    (``torch_scatter``'s sum and mean are ``Tensor.scatter_add_``; ``torch_sparse`` 0.6.18's
+    sparse-sparse product is ``torch.sparse.mm``, its ``coalesce`` and ``transpose`` are Python
+    compositions of native sorts and gathers); such cells are left out of the PyG-vs-native
+    comparison and counted in its evidence. Operations
     without an implementation of ``role`` among the measured ones are absent (without PyG's
     extensions the default table is empty). > 1: native is faster."""
     t = ok_rows(times)

@@ -13,8 +13,8 @@ from matplotlib.colors import TwoSlopeNorm
 from studylib.studies.op_microbenchmarks import ops
 from studylib.studies.op_microbenchmarks.measure import _reference_slice, is_primary, ok_rows, ratio_table, summary
 
-#: Colours of the two roles in every figure.
-ROLE_COLORS = {ops.PYG: "#ff7f0e", ops.NATIVE: "#1f77b4"}
+#: Colours of the roles in every figure: PyG's extension kernels, PyG's utilities, native.
+ROLE_COLORS = {ops.PYG: "#ff7f0e", ops.PYG_UTILS: "#d62728", ops.NATIVE: "#1f77b4"}
 
 
 def _grid(n: int, cols: int = 5, w: float = 3.0, h: float = 2.4):
@@ -30,7 +30,8 @@ def _grid(n: int, cols: int = 5, w: float = 3.0, h: float = 2.4):
 
 
 #: Colours of the implementations of one role, in registry order (the primary one first).
-_ROLE_PALETTES = {ops.PYG: ("#ff7f0e", "#d62728", "#e377c2", "#8c564b"),
+_ROLE_PALETTES = {ops.PYG: ("#ff7f0e", "#bcbd22", "#8c564b"),
+                  ops.PYG_UTILS: ("#d62728", "#e377c2", "#7f7f7f"),
                   ops.NATIVE: ("#1f77b4", "#2ca02c", "#17becf", "#9467bd")}
 
 
@@ -40,7 +41,7 @@ def _impl_colors(d: pd.DataFrame) -> dict[str, str]:
     out = {}
     for op in d["op"].unique():
         measured = set(d[d["op"] == op]["impl"])
-        counts = {ops.PYG: 0, ops.NATIVE: 0}
+        counts = {r: 0 for r in ops.ROLES}
         for im in ops.get(op).impls:
             if im.name in measured and im.name not in out:
                 pal = _ROLE_PALETTES[im.role]
@@ -50,9 +51,10 @@ def _impl_colors(d: pd.DataFrame) -> dict[str, str]:
 
 
 def plot_ratio_heatmap(times: pd.DataFrame):
-    """Heat map of the PyG / native time ratio of the primary pair, operation x sparsity, at each
-    operation's largest size and first reduce factor; cells annotated ``median [q1-q3]`` over the
-    alternated rounds. Colour: log2 of the ratio (red: PyG slower, blue: PyG faster)."""
+    """Heat map of the PyG-kernel / native time ratio of the primary pair, operation x sparsity, at
+    each operation's largest size and first reduce factor; cells annotated ``median [q1-q3]`` over
+    the alternated rounds. Colour: log2 of the ratio (red: PyG slower, blue: PyG faster); a cell
+    where PyG's side ran native PyTorch only is grey and marked "same kernel"."""
 
     r = _reference_slice(ratio_table(times))
     dts = sorted(r["dtype"].unique()) if not r.empty else ["float32"]
@@ -61,20 +63,26 @@ def plot_ratio_heatmap(times: pd.DataFrame):
     for ax, dt in zip(axes[0], dts):
         d = r[r["dtype"] == dt] if not r.empty else r
         if d.empty:
-            ax.text(0.5, 0.5, "no operation with both implementations measured", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no operation pairs a PyG extension kernel with native PyTorch\n"
+                    "(torch_scatter / torch_sparse not installed?)", ha="center", transform=ax.transAxes)
             continue
         order = [o for o in ops.operation_names() if o in set(d["op"])]
         piv = d.pivot_table(index="op", columns="sparsity", values="ratio").reindex(order)
         q1 = d.pivot_table(index="op", columns="sparsity", values="ratio_q1").reindex(order)
         q3 = d.pivot_table(index="op", columns="sparsity", values="ratio_q3").reindex(order)
+        same = d.pivot_table(index="op", columns="sparsity", values="same_kernel", aggfunc="max").reindex(order)
+        same = same.reindex(columns=piv.columns).fillna(False).astype(bool).to_numpy()
         val = np.log2(piv.to_numpy(dtype=float))
+        val[same] = np.nan
         lim = max(0.5, float(np.nanmax(np.abs(val))) if np.isfinite(val).any() else 1.0)
         im = ax.imshow(val, cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim), aspect="auto")
         ax.grid(False)
         for i in range(piv.shape[0]):
             for j in range(piv.shape[1]):
                 v = piv.iat[i, j]
-                if np.isfinite(v):
+                if same[i, j]:
+                    ax.text(j, i, f"same kernel\n{v:.2f}", ha="center", va="center", fontsize=6, color="0.35")
+                elif np.isfinite(v):
                     ax.text(j, i, f"{v:.2f}\n[{q1.iat[i, j]:.2f}-{q3.iat[i, j]:.2f}]", ha="center", va="center",
                             fontsize=6.5, color="white" if abs(val[i, j]) > 0.6 * lim else "black")
         labels = [f"{o}\n{d[d['op'] == o]['pyg_impl'].iloc[0]} / {d[d['op'] == o]['native_impl'].iloc[0]}"
@@ -83,9 +91,10 @@ def plot_ratio_heatmap(times: pd.DataFrame):
         ax.set_xticks(range(piv.shape[1]), [f"{c:g}" for c in piv.columns])
         ax.set_xlabel("sparsity (fraction of zeroed entries)")
         rounds = int(d["rounds"].min())
-        ax.set_title(f"{dt}: PyG time / native time (median [IQR] of {rounds}+ rounds)", fontsize=9)
+        ax.set_title(f"{dt}: PyG kernel time / native time (median [IQR] of {rounds}+ rounds)", fontsize=9)
         fig.colorbar(im, ax=ax, label="log2(PyG / native)  > 0: native faster")
-    fig.suptitle("PyG vs native PyTorch, per operation and sparsity (largest size, first reduce factor)")
+    fig.suptitle("PyG's extension kernels vs native PyTorch, per operation and sparsity "
+                 "(largest size, first reduce factor)")
     return fig
 
 
@@ -164,7 +173,7 @@ def plot_roofline(times: pd.DataFrame, limits=None):
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 0.3 * max(14, s["op"].nunique()) + 2),
                                  gridspec_kw={"width_ratios": [1, 1.1]})
     d = s[s["flops"] > 0]
-    markers = {ops.PYG: "^", ops.NATIVE: "o"}
+    markers = {ops.PYG: "^", ops.PYG_UTILS: "s", ops.NATIVE: "o"}
     if not d.empty:
         ai = d["flops"] / d["bytes"]
         for role, g in d.groupby("role"):
@@ -187,10 +196,10 @@ def plot_roofline(times: pd.DataFrame, limits=None):
     order = [o for o in ops.operation_names() if o in set(s["op"])]
     y = np.arange(len(order))
     use_frac = limits is not None and limits.memory_bandwidth and "bw_fraction" in s
-    for k, role in enumerate((ops.PYG, ops.NATIVE)):
+    for k, role in enumerate(ops.ROLES):
         g = s[s["role"] == role].set_index("op").reindex(order)
         v = g["bw_fraction"] * 100 if use_frac else g["bandwidth_Bps"] / 1e9
-        bx.barh(y + (k - 0.5) * 0.4, v, height=0.4, label=role, color=ROLE_COLORS[role])
+        bx.barh(y + (k - 1) * 0.27, v, height=0.27, label=role, color=ROLE_COLORS[role])
     bx.set_yticks(y, order, fontsize=7)
     bx.invert_yaxis()
     if use_frac:

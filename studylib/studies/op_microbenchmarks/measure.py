@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studylib import tables, timing
+from studylib import memory, tables, timing
 from studylib.results import ResultTable
 from studylib.studies.op_microbenchmarks import ops
 from studylib.studies.op_microbenchmarks.params import NOTEBOOK
@@ -53,12 +53,13 @@ def selected_operations(params) -> list[str]:
 
 def selected_impls(op: ops.Operation, params) -> list[ops.Impl]:
     """The implementations measured for ``op``: every available one, or with
-    ``implementations="primary"`` the primary PyG and primary native one plus those of the optional
-    extensions (``torch_scatter``, ``torch_sparse``) when they are installed."""
+    ``implementations="primary"`` the primary (first available) implementation of each role of
+    :data:`ops.ROLES`: PyG's extension kernel (when its extension is installed), PyG's utility,
+    native."""
     impls = op.implementations()
     if params.implementations == "primary":
-        keep = {i.name for i in (op.primary(ops.PYG), op.primary(ops.NATIVE)) if i is not None}
-        impls = [i for i in impls if i.name in keep or i.requires is not None]
+        keep = {i.name for i in (op.primary(r) for r in ops.ROLES) if i is not None}
+        impls = [i for i in impls if i.name in keep]
     return impls
 
 
@@ -148,12 +149,15 @@ def measure_config(config: dict, params, device: torch.device, num_threads: int,
     round is one :func:`studylib.timing.benchmark` call (``blocked_autorange`` of
     ``params.min_run_time`` s). The first round also checks that the call draws no random numbers
     and measures the peak memory of one call. Returns one row per timed block: ``impl``, ``role``,
-    ``backend`` (declared), ``kernels`` and ``torch_scatter`` / ``torch_sparse`` / ``pyg_lib`` (what
-    ran, from the profiler), ``round``, ``block``, ``seconds`` (per call), ``number_per_run``,
+    ``backend`` (declared), ``kernels``, ``kernel_library`` and ``torch_scatter`` / ``torch_sparse`` /
+    ``pyg_lib`` (what ran, from the profiler: :func:`ops.detect_backend`), ``round``, ``block``,
+    ``seconds`` (per call), ``number_per_run``,
     ``peak_memory_bytes``, plus the inputs' ``numel``, ``effective_size``, ``density``, ``bytes``,
     ``flops`` and ``nnz`` (sparse operations). An implementation that runs out of memory or does not
     support the configuration gets one row with ``status`` ``"oom"`` / ``"unsupported"`` and the
-    error; the others go on. Raises ``MemoryError`` when the inputs themselves do not fit.
+    error; the others go on. Raises :class:`ops.InputTooLargeError` (a
+    :class:`studylib.memory.Refused`) before building anything when the estimated inputs do not fit,
+    and ``MemoryError`` when building them runs out of memory.
     """
     op = ops.get(config["op"])
     dtype = _DTYPES[config["dtype"]]
@@ -224,16 +228,37 @@ def measure_config(config: dict, params, device: torch.device, num_threads: int,
 def measure_group(configs_of_group: list[dict], params, device: torch.device, num_threads: int,
                   backend_cache: dict | None = None) -> list[dict]:
     """:func:`measure_config` for each configuration of one group (same operation, dtype, size and
-    index distribution). A configuration whose inputs do not fit in memory becomes one row with
-    ``status="oom"`` and its error, and the group goes on."""
+    index distribution). A configuration refused by its memory estimate becomes one row with
+    ``status="refused"``, the estimate and the memory available (:func:`studylib.memory.refused_row`);
+    one whose inputs run out of memory while being built, one row with ``status="oom"``; the group
+    goes on."""
     rows = []
     for c in configs_of_group:
         try:
             rows += [{**c, **r} for r in measure_config(c, params, device, num_threads, backend_cache)]
+        except memory.Refused as err:
+            rows.append(memory.refused_row(c, err.decision, ["seconds"]))
         except MemoryError as err:
             rows.append({**c, "status": "oom", "error": f"{type(err).__name__}: {str(err)[:300]}", "seconds": np.nan})
             _release(device, collect=True)
     return rows
+
+
+def freeze_import_objects() -> None:
+    """Import PyG and its extensions, then move every object alive now (modules, classes, the
+    registry) into the garbage collector's permanent generation (``gc.freeze``).
+
+    Each CPU peak-memory measurement (:func:`studylib.timing.peak_memory_bytes`) runs
+    ``gc.collect()``, which otherwise walks the ~250,000 objects that importing PyG creates: about
+    0.5 s per call on two cores, most of a small configuration's time. Objects created later
+    (inputs, outputs) are collected as usual."""
+    ops.extensions()
+    try:
+        import torch_geometric.nn  # noqa: F401 -- imported before freezing, see above
+    except Exception:  # noqa: BLE001 -- PyG missing or broken: its implementations fail on their own
+        pass
+    gc.collect()
+    gc.freeze()
 
 
 def run_measurement(name: str, params, device: torch.device, num_threads: int | None = None) -> pd.DataFrame:
@@ -241,7 +266,8 @@ def run_measurement(name: str, params, device: torch.device, num_threads: int | 
     and return the table. ``op_times``: every configuration of :func:`configs`, swept in groups of
     one operation, dtype, size and index distribution (:data:`GROUP`; the table is rewritten after each
     group, and a rerun with the same parameters measures only the groups that are missing). A
-    configuration whose inputs do not fit is recorded with ``status="oom"`` and the sweep goes on.
+    configuration whose estimated inputs do not fit is recorded with ``status="refused"`` (one that
+    runs out of memory with ``"oom"``) and the sweep goes on.
     Raises ``ValueError`` for an unknown name."""
 
     if name != "op_times":
@@ -255,6 +281,7 @@ def run_measurement(name: str, params, device: torch.device, num_threads: int | 
         groups.setdefault(tuple(c[k] for k in GROUP), []).append(c)
     table = ResultTable(NOTEBOOK, name, GROUP, params.model_dump())
     cache: dict = {}
+    freeze_import_objects()
     items = [dict(zip(GROUP, k)) for k in groups]
     return table.sweep(items, lambda g: measure_group(groups[tuple(g[k] for k in GROUP)], params, device, threads,
                                                       cache), desc=name, oom_metric_columns=["seconds"])
@@ -263,12 +290,12 @@ def run_measurement(name: str, params, device: torch.device, num_threads: int | 
 def implementations_table(params, device: torch.device) -> pd.DataFrame:
     """Every registered implementation of the selected operations: role, whether it is available
     (its extension imports), whether it is measured in this run, whether it is the primary of its
-    role (the pair of the ratio figure), and its declared backend."""
+    role (the PyG-kernel / native pair of the ratio figure), and its declared backend."""
     rows = []
     for name in selected_operations(params):
         op = ops.get(name)
         measured = {i.name for i in selected_impls(op, params)}
-        prim = {i.name for i in (op.primary(ops.PYG), op.primary(ops.NATIVE)) if i is not None}
+        prim = {i.name for i in (op.primary(r) for r in ops.ROLES) if i is not None}
         for im in op.impls:
             rows.append({"op": name, "impl": im.name, "role": im.role, "available": im.available(),
                          "measured": im.name in measured, "primary": im.name in prim,
@@ -316,8 +343,8 @@ def summary(times: pd.DataFrame, limits=None) -> pd.DataFrame:
     out.columns = ["q1_s", "median_s", "q3_s"]
     out["iqr_s"] = out["q3_s"] - out["q1_s"]
     out["blocks"] = g["seconds"].size()
-    firsts = ["numel", "effective_size", "density", "bytes", "flops", "nnz", "kernels", "torch_scatter", "torch_sparse",
-              "backend", "num_threads", "device"]
+    firsts = ["numel", "effective_size", "density", "bytes", "flops", "nnz", "kernels", "kernel_library",
+              "torch_scatter", "torch_sparse", "backend", "num_threads", "device"]
     out = out.join(g[[c for c in firsts if c in t]].first())
     if "peak_memory_bytes" in t:
         out["peak_memory_bytes"] = g["peak_memory_bytes"].max()
@@ -332,13 +359,22 @@ def summary(times: pd.DataFrame, limits=None) -> pd.DataFrame:
     return out
 
 
-def ratio_table(times: pd.DataFrame) -> pd.DataFrame:
-    """PyG / native time ratio of the primary pair per configuration, from alternated rounds.
+def ratio_table(times: pd.DataFrame, role: str = ops.PYG) -> pd.DataFrame:
+    """Time ratio of the primary implementation of ``role`` (default: PyG's extension kernel) to the
+    primary native one, per configuration, from alternated rounds.
 
     Per round, each implementation's median over its blocks; the ratio of the two medians per
     round; then ``ratio`` (median over rounds), ``ratio_q1``, ``ratio_q3`` and ``rounds``. Also
-    ``pyg_impl``, ``native_impl``, ``pyg_ms`` and ``native_ms`` (median over all blocks). Operations
-    without a PyG implementation are absent. > 1: native is faster."""
+    ``pyg_impl``, ``native_impl``, ``pyg_ms`` and ``native_ms`` (median over all blocks),
+    ``pyg_library`` (the kernel library the ``role`` side ran, :func:`ops.detect_backend`) and
+    ``same_kernel``: True when that side ran no kernel of PyG's extension libraries, native PyTorch
+    operators only (``pyg_library == "torch"``), so that the cell compares native PyTorch with itself
+    (``torch_scatter``'s sum and mean are ``Tensor.scatter_add_``; ``torch_sparse`` 0.6.18's
+    sparse-sparse product is ``torch.sparse.mm``, its ``coalesce`` and ``transpose`` are Python
+    compositions of native sorts and gathers); such cells are left out of the PyG-vs-native
+    comparison and counted in its evidence. Operations
+    without an implementation of ``role`` among the measured ones are absent (without PyG's
+    extensions the default table is empty). > 1: native is faster."""
     t = ok_rows(times)
     if t.empty:
         return pd.DataFrame()
@@ -346,8 +382,8 @@ def ratio_table(times: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, g in t.groupby(CONFIG, sort=False):
         op = key[0]
-        p, n = prim.get((op, ops.PYG)), prim.get((op, ops.NATIVE))
-        if p is None or n is None:
+        p, n = prim.get((op, role)), prim.get((op, ops.NATIVE))
+        if p is None or n is None or p == n:
             continue
         per = g[g["impl"].isin([p, n])].groupby(["round", "impl"])["seconds"].median().unstack("impl")
         if p not in per or n not in per:
@@ -356,7 +392,10 @@ def ratio_table(times: pd.DataFrame) -> pd.DataFrame:
         r = per[p] / per[n]
         if r.empty:
             continue
-        rows.append({**dict(zip(CONFIG, key)), "pyg_impl": p, "native_impl": n, "ratio": float(r.median()),
+        plib = (str(g.loc[g["impl"] == p, "kernel_library"].dropna().iloc[0])
+                if "kernel_library" in g and g.loc[g["impl"] == p, "kernel_library"].notna().any() else "unknown")
+        rows.append({**dict(zip(CONFIG, key)), "pyg_impl": p, "native_impl": n, "pyg_library": plib,
+                     "same_kernel": plib == "torch", "ratio": float(r.median()),
                      "ratio_q1": float(r.quantile(0.25)), "ratio_q3": float(r.quantile(0.75)), "rounds": int(r.size),
                      "pyg_ms": float(g[g["impl"] == p]["seconds"].median() * 1e3),
                      "native_ms": float(g[g["impl"] == n]["seconds"].median() * 1e3)})

@@ -34,9 +34,27 @@ inputs outside any timed region; :func:`canonical` turns any implementation's ou
 comparable form (dense tensor, or a tuple of tensors) so that tests can check that all
 implementations of an operation agree.
 
-The optional extensions ``torch_scatter`` and ``torch_sparse`` (``make setup``) add
-implementations when importable; :func:`extensions` reports what is installed, and each measured
-row records the kernels that actually ran (see :func:`detect_backend`).
+Implementation roles
+--------------------
+``pyg`` (:data:`PYG`)
+    the kernels of PyG's extension libraries, as gnn-ops-benchmark (the paper's code,
+    ``ryienh/gnn-ops-benchmark``) called them: ``torch_scatter.scatter_*`` / ``segment_csr``,
+    ``torch_sparse`` (``SparseTensor`` products, ``coalesce``, ``transpose``, ``spmm``), ``pyg_lib``.
+    The PyG side of the PyG-vs-native comparison. Available only when the extension imports
+    (``make setup`` installs ``torch-scatter`` 2.1.2 and ``torch-sparse`` 0.6.18).
+``pyg-utils`` (:data:`PYG_UTILS`)
+    PyG's own torch-level utilities and modules (``torch_geometric.utils.scatter``, ``EdgeIndex``,
+    ``GCNConv``...): they dispatch to an extension or to native PyTorch depending on the
+    device, the dtype and what is installed (e.g. ``torch_geometric.utils.scatter`` calls
+    ``Tensor.scatter_add_`` for sum and mean even with ``torch_scatter`` installed, PyG 2.8).
+``native``
+    PyTorch alone.
+
+Which kernel library actually ran is detected per implementation (:func:`detect_backend`:
+``kernel_library`` is ``torch_scatter``, ``torch_sparse``, ``pyg-lib`` or ``torch``), not taken from
+the declaration: ``torch_scatter.scatter(reduce="sum")`` is ``Tensor.scatter_add_`` and
+``torch_sparse``'s sparse-sparse product is ``torch.sparse.mm``, so those PyG cells compare a
+kernel with itself ("same kernel").
 """
 
 from __future__ import annotations
@@ -48,13 +66,23 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psutil
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-#: Roles of an implementation.
+from studylib import memory
+
+#: Roles of an implementation (see the module docstring): PyG's extension kernels, PyG's
+#: torch-level utilities and modules, native PyTorch.
 PYG = "pyg"
+PYG_UTILS = "pyg-utils"
 NATIVE = "native"
+ROLES = (PYG, PYG_UTILS, NATIVE)
+
+#: Kernel libraries a measured implementation can have run (:func:`detect_backend`); ``torch`` is
+#: native PyTorch (every aten operator).
+KERNEL_LIBRARIES = ("torch_scatter", "torch_sparse", "pyg-lib", "torch")
+
+#: Operator namespaces of the extension libraries in the dispatcher (profiler op names).
+_LIBRARY_PREFIXES = {"torch_scatter::": "torch_scatter", "torch_sparse::": "torch_sparse", "pyg::": "pyg-lib"}
 
 #: Index distributions understood by :func:`make_index`.
 INDEX_DISTRIBUTIONS = ("uniform", "sorted", "powerlaw")
@@ -66,11 +94,17 @@ INDEX_BYTES = 8
 _CHUNK = 1 << 24
 
 
-class InputTooLargeError(MemoryError):
-    """The inputs of a configuration would not fit in the memory allowed for them.
+class InputTooLargeError(memory.Refused):
+    """The inputs of a configuration would not fit in the memory allowed for them (refused before
+    anything is built).
 
-    A ``MemoryError`` subclass, so that :meth:`studylib.results.ResultTable.sweep` records the
-    configuration as ``status="oom"`` and goes on."""
+    A :class:`studylib.memory.Refused` (a ``MemoryError``): the study's sweep records the
+    configuration as ``status="refused"`` with the estimate and the memory available
+    (:func:`studylib.memory.refused_row`) and goes on. ``decision`` holds the numbers."""
+
+    def __init__(self, decision: memory.Decision, message: str):
+        MemoryError.__init__(self, message)
+        self.decision = decision
 
 
 class UnsupportedError(RuntimeError):
@@ -220,7 +254,8 @@ class Impl:
 
     Attributes:
         name: short label, e.g. ``"pyg.utils.scatter"`` or ``"torch.scatter_reduce_"``.
-        role: ``"pyg"`` (PyTorch Geometric or its extensions) or ``"native"`` (PyTorch only).
+        role: ``"pyg"`` (a kernel of PyG's extension libraries), ``"pyg-utils"`` (PyG's
+            torch-level utilities and modules) or ``"native"`` (PyTorch only); see :data:`ROLES`.
         run: the timed call, ``run(state) -> output``.
         prepare: untimed preparation, ``prepare(inputs) -> state`` (default: the inputs).
         requires: importable module this implementation needs (``torch_scatter``...), or None.
@@ -260,8 +295,9 @@ class Operation:
         impls: implementations; the first available of each role is the *primary* pair compared in
             the ratio figure.
         uses_reduce_factor: whether ``reduce_factor`` changes the inputs (else only 1 is swept).
-        size_scale: the operation runs at ``size * size_scale`` (sparse-sparse products are
-            cubic in ``n`` at sparsity 0 and run 16x smaller).
+        size_scale: the operation runs at ``size * size_scale`` (sparse-sparse and dense matrix
+            products are cubic in ``n`` and run 16x smaller; coalesce runs 8x smaller, so that its
+            entries repeated by the largest reduce factor, 8, number about ``size``).
         dtypes: dtypes it supports (sparse kernels lack half precision on CPU).
     """
 
@@ -280,7 +316,7 @@ class Operation:
         return [i for i in self.impls if i.available() or not available_only]
 
     def primary(self, role: str) -> Impl | None:
-        """The first available implementation of ``role`` (``"pyg"`` or ``"native"``), or None."""
+        """The first available implementation of ``role`` (one of :data:`ROLES`), or None."""
         return next((i for i in self.implementations() if i.role == role), None)
 
     def impl(self, name: str) -> Impl:
@@ -326,14 +362,9 @@ def check_names(names) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 def available_memory_bytes(device: torch.device | str = "cpu") -> int:
-    """Free memory on ``device``: ``torch.cuda.mem_get_info`` on a GPU, psutil's available
-    memory on the CPU."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-
-    return int(psutil.virtual_memory().available)
+    """Free memory on ``device`` (bytes): :func:`studylib.memory.available_bytes` (free device memory
+    on a GPU; psutil's available memory, bounded by the process's cgroup limit, on the CPU)."""
+    return memory.available_bytes(str(torch.device(device)))
 
 
 def effective_size(op: Operation, size: int) -> int:
@@ -401,10 +432,12 @@ def build_inputs(op: str | Operation, size: int, sparsity: float, *, reduce_fact
     w = torch.empty((), dtype=dtype).element_size()
     need = op.footprint(n, int(reduce_factor), w, feature_dim)
     free = available if available is not None else available_memory_bytes(device)
-    if need > max_memory_fraction * free:
+    decision = memory.decide({"inputs and one call": int(need)}, what=f"{op.name} at size {size:,}",
+                             device=device.type, fraction=max_memory_fraction, available=int(free))
+    if not decision.fits:
         raise InputTooLargeError(
-            f"{op.name} at size {size:,} needs about {need / 2**30:.2f} GiB on {device.type}, over "
-            f"{max_memory_fraction:.0%} of the {free / 2**30:.1f} GiB free; choose a smaller size")
+            decision, f"{op.name} at size {size:,} needs about {need / 2**30:.2f} GiB on {device.type}, over "
+                      f"{max_memory_fraction:.0%} of the {free / 2**30:.1f} GiB free; choose a smaller size")
     gen = make_generator(seed, device)
     rf = int(reduce_factor) if op.uses_reduce_factor else 1
     inp = op.build(n, s, rf, dtype, device, index_distribution, feature_dim, gen, heads)
@@ -539,7 +572,7 @@ def _native_index_add_sum(i):
 
 for _r in ("sum", "mean", "max", "min"):
     _impls = [
-        Impl("pyg.utils.scatter", PYG, _pyg_scatter(_r),
+        Impl("pyg.utils.scatter", PYG_UTILS, _pyg_scatter(_r),
              backend="torch_geometric.utils.scatter (torch_scatter on GPU for min/max with grad, else "
                      "Tensor.scatter_add_ / scatter_reduce_)"),
         Impl("torch_scatter.scatter", PYG, _ts_scatter(_r), requires="torch_scatter", backend="torch_scatter"),
@@ -552,6 +585,78 @@ for _r in ("sum", "mean", "max", "min"):
         f"scatter_{_r}", "scatter",
         f"{_r} of the rows of src [rows, F] into rows // rf groups given by an index (message aggregation)",
         _build_scatter, lambda n, rf, w, f: _fp_rows(n, rf, w, f, extra_per_row=INDEX_BYTES), tuple(_impls)))
+
+
+def _native_scatter_mul(i):
+    src, index = i.t["src"], i.t["index"]
+    # ones where no entry lands: torch_scatter.scatter_mul's and PyG's convention
+    return src.new_ones((i.t["dim_size"], src.size(1))).scatter_reduce_(0, index.view(-1, 1).expand_as(src), src,
+                                                                        reduce="prod", include_self=True)
+
+
+_register(Operation(
+    "scatter_mul", "scatter",
+    "product of the rows of src [rows, F] into rows // rf groups given by an index (1 where no row lands)",
+    _build_scatter, lambda n, rf, w, f: _fp_rows(n, rf, w, f, extra_per_row=INDEX_BYTES), (
+        Impl("pyg.utils.scatter", PYG_UTILS, _pyg_scatter("mul"),
+             backend="torch_geometric.utils.scatter(reduce='mul') (torch_scatter on GPU, else scatter_reduce_ prod)"),
+        Impl("torch_scatter.scatter", PYG, _ts_scatter("mul"), requires="torch_scatter",
+             backend="torch_scatter.scatter_mul -> torch_scatter::scatter_mul"),
+        Impl("torch.scatter_reduce_(prod)", NATIVE, _native_scatter_mul,
+             backend="Tensor.scatter_reduce_(reduce='prod', include_self=True) on ones"),
+    )))
+
+
+# --------------------------------------------------------------------------------------------
+# Scatter with a random index per element (gnn-ops-benchmark's scatter inputs), along dim 0 or 1
+# --------------------------------------------------------------------------------------------
+
+def _build_scatter_elem(dim):
+    def build(size, s, rf, dtype, device, dist, f, gen, heads):
+        n = _square(size)
+        src = make_sparse(_values((n, n), dtype, device, gen), s, gen)
+        groups = _groups(n, rf)
+        index = make_index(n * n, groups, dist, gen, device).view(n, n)
+        w = src.element_size()
+        return OpInputs(f"scatter_elem_dim{dim}", {"src": src, "index": index, "dim": dim, "dim_size": groups},
+                        numel=n * n, density=density(src), bytes=n * n * (w + INDEX_BYTES) + groups * n * w,
+                        flops=float(n * n), meta={"n": n, "groups": groups, "dim": dim})
+    return build
+
+
+def _ts_scatter_elem(reduce):
+    def run(i):
+        import torch_scatter  # lazy: optional compiled extension
+
+        return torch_scatter.scatter(i.t["src"], i.t["index"], i.t["dim"], dim_size=i.t["dim_size"], reduce=reduce)
+    return run
+
+
+def _native_scatter_elem(reduce):
+    def run(i):
+        src, index, dim = i.t["src"], i.t["index"], i.t["dim"]
+        shape = list(src.shape)
+        shape[dim] = i.t["dim_size"]
+        out = src.new_zeros(shape)
+        if reduce == "sum":
+            return out.scatter_add_(dim, index, src)
+        return out.scatter_reduce_(dim, index, src, reduce={"mean": "mean", "max": "amax", "min": "amin"}[reduce],
+                                   include_self=False)
+    return run
+
+
+for _dim, _reduces in ((0, ("sum", "mean", "max", "min")), (1, ("sum", "max"))):
+    for _r in _reduces:
+        _register(Operation(
+            f"scatter_{_r}_elem" + ("_dim1" if _dim else ""), "scatter",
+            f"{_r} of the entries of a square src [n, n] into n // rf {'rows' if _dim == 0 else 'columns'} "
+            f"given by a random index per element [n, n], along dim {_dim}, n = isqrt(size)",
+            _build_scatter_elem(_dim), lambda n, rf, w, f: 3 * n * w + 2 * n * INDEX_BYTES + 2**20, (
+                Impl("torch_scatter.scatter", PYG, _ts_scatter_elem(_r), requires="torch_scatter",
+                     backend=f"torch_scatter.scatter(reduce='{_r}') with an index per element"),
+                Impl("torch.scatter_add_" if _r == "sum" else "torch.scatter_reduce_", NATIVE, _native_scatter_elem(_r),
+                     backend="Tensor.scatter_add_" if _r == "sum" else "Tensor.scatter_reduce_(include_self=False)"),
+            )))
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,7 +705,7 @@ for _r in ("sum", "mean", "max", "min"):
         f"segment_{_r}", "segment",
         f"{_r} over contiguous row segments of src [rows, F] given by CSR pointers (sorted index)",
         _build_segment, lambda n, rf, w, f: _fp_rows(n, rf, w, f, extra_per_row=INDEX_BYTES), (
-            Impl("pyg.utils.segment", PYG, _pyg_segment(_r),
+            Impl("pyg.utils.segment", PYG_UTILS, _pyg_segment(_r),
                  backend="torch_geometric.utils.segment (torch_scatter.segment_csr when installed, "
                          "else torch._segment_reduce)"),
             Impl("torch_scatter.segment_csr", PYG, _ts_segment(_r), requires="torch_scatter",
@@ -656,7 +761,7 @@ for _d in (0, 1):
         f"select {'rows' if _d == 0 else 'columns'} of src [rows, F] by an index "
         f"({'the gather of source features in message passing' if _d == 0 else 'feature selection'})",
         _build_index_select(_d), lambda n, rf, w, f: 3 * n * w + n // f * INDEX_BYTES + 2**20, (
-            Impl("pyg.utils.select", PYG, _pyg_select, backend="torch_geometric.utils.select -> Tensor.index_select"),
+            Impl("pyg.utils.select", PYG_UTILS, _pyg_select, backend="torch_geometric.utils.select -> Tensor.index_select"),
             Impl("torch.index_select", NATIVE, _native_index_select, backend="Tensor.index_select"),
             Impl("torch.Tensor.__getitem__", NATIVE, _native_getitem, backend="advanced indexing (aten::index)"),
         )))
@@ -699,6 +804,83 @@ _register(Operation(
 
 
 # --------------------------------------------------------------------------------------------
+# Fused index reductions (gnn-ops-benchmark's fused_index_*_reduce): eager vs torch.jit.script
+# --------------------------------------------------------------------------------------------
+
+def index_add_select_sum(x: torch.Tensor, dim: int, index: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``index_add`` then ``index_select`` then ``sum``: ``torch.index_add(x, dim, index, other)``,
+    the rows (dim 0) or columns (dim 1) ``index`` of the result, summed along ``dim``. The chain of
+    gnn-ops-benchmark's ``benchmark_fused_index_add_reduce.py`` (ryienh/gnn-ops-benchmark).
+
+    Args: x, other: ``[n, n]``; index: int64 ``[k]`` with values in ``[0, n)``. Returns ``[n]``."""
+    out = torch.index_add(x, dim, index, other)
+    return torch.index_select(out, dim, index).sum(dim)
+
+
+def index_select_sum(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``index_select`` then ``sum`` of everything: the chain of gnn-ops-benchmark's
+    ``benchmark_fused_index_select_reduce.py``. Args: x ``[n, n]``; index int64 ``[k]`` in ``[0, n)``.
+    Returns a scalar tensor."""
+    return torch.index_select(x, dim, index).sum()
+
+
+@functools.cache
+def _scripted(name: str):
+    """``torch.jit.script`` of one of the chains above (compiled once, on first use)."""
+    return torch.jit.script({"index_add_select_sum": index_add_select_sum, "index_select_sum": index_select_sum}[name])
+
+
+def _build_fused(kind):
+    def build(size, s, rf, dtype, device, dist, f, gen, heads):
+        n = _square(size)
+        x = make_sparse(_values((n, n), dtype, device, gen), s, gen)
+        # add-reduce: n indices into [0, n) (upstream: no reduce factor); select-reduce: n // rf indices
+        k = n if kind == "add" else max(1, n // rf)
+        index = make_index(k, n, dist, gen, device)
+        w = x.element_size()
+        t = {"x": x, "index": index, "dim": 0}
+        if kind == "add":
+            t["other"] = x.clone()
+            traffic, fl = 3 * n * n * w + 2 * k * INDEX_BYTES + k * n * w + n * w, 2.0 * k * n
+        else:
+            traffic, fl = k * n * w + k * INDEX_BYTES, float(k * n)
+        return OpInputs(f"fused_index_{kind}", t, numel=n * n, density=density(x), bytes=traffic, flops=fl,
+                        meta={"n": n, "indices": k})
+    return build
+
+
+def _fused_run(name, scripted):
+    def run(i):
+        fn = _scripted(name) if scripted else (index_add_select_sum if name == "index_add_select_sum"
+                                                 else index_select_sum)
+        if name == "index_add_select_sum":
+            return fn(i.t["x"], i.t["dim"], i.t["index"], i.t["other"])
+        return fn(i.t["x"], i.t["dim"], i.t["index"])
+    return run
+
+
+_register(Operation(
+    "fused_index_add_reduce", "fused",
+    "index_add of other into x [n, n] at n random rows, index_select of those rows, sum along dim 0 "
+    "(eager vs torch.jit.script), n = isqrt(size)",
+    _build_fused("add"), lambda n, rf, w, f: 5 * n * w + 2**20, (
+        Impl("eager", NATIVE, _fused_run("index_add_select_sum", False), backend="index_add, index_select, sum (eager)"),
+        Impl("torch.jit.script", NATIVE, _fused_run("index_add_select_sum", True),
+             backend="the same chain as one torch.jit.script function"),
+    ), uses_reduce_factor=False))
+
+
+_register(Operation(
+    "fused_index_select_reduce", "fused",
+    "index_select of n // rf random rows of x [n, n], then sum (eager vs torch.jit.script), n = isqrt(size)",
+    _build_fused("select"), lambda n, rf, w, f: 3 * n * w + 2**20, (
+        Impl("eager", NATIVE, _fused_run("index_select_sum", False), backend="index_select, sum (eager)"),
+        Impl("torch.jit.script", NATIVE, _fused_run("index_select_sum", True),
+             backend="the same chain as one torch.jit.script function"),
+    )))
+
+
+# --------------------------------------------------------------------------------------------
 # Sort of an int64 index vector (the first step of coalesce and CSR conversion)
 # --------------------------------------------------------------------------------------------
 
@@ -720,7 +902,7 @@ def _pyg_index_sort(i):
 _register(Operation(
     "sort", "sort", "sort an int64 index vector of `size` entries with values in [0, size // rf) (values and permutation)",
     _build_sort, lambda n, rf, w, f: 4 * n * INDEX_BYTES + 2**20, (
-        Impl("pyg.utils.index_sort", PYG, _pyg_index_sort,
+        Impl("pyg.utils.index_sort", PYG_UTILS, _pyg_index_sort,
              backend="torch_geometric.utils.index_sort (pyg_lib radix sort when installed, else Tensor.sort)"),
         Impl("torch.sort", NATIVE, lambda i: torch.sort(i.t["x"]), backend="torch.sort"),
         Impl("torch.sort(stable)", NATIVE, lambda i: torch.sort(i.t["x"], stable=True), backend="torch.sort(stable=True)"),
@@ -761,11 +943,27 @@ def _run_pyg_linear(state):
 _register(Operation(
     "addmm", "dense", "x [rows, F] @ W^T + b with W [F, F] (the linear layer of a GNN)",
     _build_addmm, lambda n, rf, w, f: 3 * n * w + 2**20, (
-        Impl("pyg.nn.Linear", PYG, _run_pyg_linear, prepare=_prepare_pyg_linear,
+        Impl("pyg.nn.Linear", PYG_UTILS, _run_pyg_linear, prepare=_prepare_pyg_linear,
              backend="torch_geometric.nn.Linear -> F.linear (addmm)"),
         Impl("torch.addmm", NATIVE, lambda i: torch.addmm(i.t["bias"], i.t["x"], i.t["weight"].t()),
              backend="torch.addmm"),
     ), uses_reduce_factor=False))
+
+
+def _build_matmul(size, s, rf, dtype, device, dist, f, gen, heads):
+    n = _square(size)
+    a = make_sparse(_values((n, n), dtype, device, gen), s, gen)
+    b = _values((n, n), dtype, device, gen)
+    w = a.element_size()
+    return OpInputs("matmul", {"a": a, "b": b}, numel=n * n, density=density(a), bytes=3 * n * n * w,
+                    flops=2.0 * n ** 3, meta={"n": n})
+
+
+_register(Operation(
+    "matmul", "dense", "dense torch.matmul of A [n, n] (zeros kept) by B [n, n], n = isqrt(size / 16)",
+    _build_matmul, lambda n, rf, w, f: 4 * n * w + 2**20, (
+        Impl("torch.matmul", NATIVE, lambda i: torch.matmul(i.t["a"], i.t["b"]), backend="torch.matmul (GEMM)"),
+    ), uses_reduce_factor=False, size_scale=1 / 16))
 
 
 # --------------------------------------------------------------------------------------------
@@ -803,6 +1001,14 @@ def _pyg_utils_spmm(i):
     return spmm(i.t["csr"], i.t["x"])
 
 
+def _ts_index_spmm(i):
+    import torch_sparse  # lazy: optional compiled extension
+
+    coo = i.t["coo"]
+    n = coo.size(0)
+    return torch_sparse.spmm(coo.indices(), coo.values(), n, n, i.t["x"])
+
+
 def _prepare_sparse_tensor(i):
     from torch_sparse import SparseTensor  # lazy: optional compiled extension
 
@@ -820,13 +1026,18 @@ def _run_torch_sparse_matmul(state):
 
 _register(Operation(
     "spmm", "sparse", "sparse A [n, n] (density 1 - sparsity) @ dense X [n, F], n = isqrt(size)",
-    _build_spmm, lambda n, rf, w, f: n * (2 * w + 1 + 3 * (w + 2 * INDEX_BYTES)) + 3 * math.isqrt(n) * f * w + 2**20, (
-        Impl("pyg.EdgeIndex.matmul", PYG, _run_edge_index_spmm, prepare=_prepare_edge_index,
+    # + 2 [nnz, F] temporaries of torch_sparse.spmm(index) (the gathered rows, scaled)
+    _build_spmm, lambda n, rf, w, f: (n * (2 * w + 1 + 3 * (w + 2 * INDEX_BYTES)) + 3 * math.isqrt(n) * f * w
+                                      + 2 * n * f * w + 2**20), (
+        Impl("pyg.EdgeIndex.matmul", PYG_UTILS, _run_edge_index_spmm, prepare=_prepare_edge_index,
              backend="torch_geometric.EdgeIndex.matmul (torch_sparse on GPU when installed, else "
                      "torch.sparse.mm on CSR built from the cached row pointer)"),
-        Impl("pyg.utils.spmm(CSR)", PYG, _pyg_utils_spmm, backend="torch_geometric.utils.spmm -> torch.sparse.mm"),
+        Impl("pyg.utils.spmm(CSR)", PYG_UTILS, _pyg_utils_spmm, backend="torch_geometric.utils.spmm -> torch.sparse.mm"),
         Impl("torch_sparse.matmul", PYG, _run_torch_sparse_matmul, prepare=_prepare_sparse_tensor,
-             requires="torch_sparse", backend="torch_sparse.matmul (SparseTensor)"),
+             requires="torch_sparse", backend="torch_sparse.matmul (SparseTensor) -> torch_sparse::spmm_sum"),
+        Impl("torch_sparse.spmm(index)", PYG, _ts_index_spmm, requires="torch_sparse",
+             backend="torch_sparse.spmm(index, value, m, n, X): index_select + torch_scatter.scatter_add "
+                     "(gnn-ops-benchmark's call)"),
         Impl("torch.sparse.mm(CSR)", NATIVE, lambda i: torch.sparse.mm(i.t["csr"], i.t["x"]),
              backend="torch.sparse.mm on sparse_csr"),
         Impl("torch.sparse.mm(COO)", NATIVE, lambda i: torch.sparse.mm(i.t["coo"], i.t["x"]),
@@ -862,7 +1073,7 @@ def _run_torch_sparse_spspmm(state):
 _register(Operation(
     "spspmm", "sparse", "sparse A [n, n] @ sparse A (the same matrix), n = isqrt(size / 16)",
     _build_spspmm, lambda n, rf, w, f: n * (2 * w + 1 + 6 * (w + 2 * INDEX_BYTES)) + 2**20, (
-        Impl("pyg.EdgeIndex.matmul", PYG, _run_edge_index_spspmm,
+        Impl("pyg.EdgeIndex.matmul", PYG_UTILS, _run_edge_index_spspmm,
              prepare=_prepare_edge_index,
              backend="torch_geometric.EdgeIndex.matmul(EdgeIndex) -> torch.matmul on CSR"),
         Impl("torch_sparse.spspmm", PYG, _run_torch_sparse_spspmm, prepare=_prepare_sparse_tensor,
@@ -875,13 +1086,17 @@ _register(Operation(
 
 
 def _build_coalesce(size, s, rf, dtype, device, dist, f, gen, heads):
+    # gnn-ops-benchmark's coalesce input: the non-zeros of an n x n matrix repeated rf times (the
+    # reduce factor: rf duplicates of each entry to merge), shuffled
     n, coo, d = _sparse_matrix(size, s, dtype, device, gen)
     nnz = coo._nnz()
-    perm = torch.randperm(nnz, generator=gen, device=coo.device)
-    idx, val = coo.indices()[:, perm].contiguous(), coo.values()[perm].contiguous()
+    idx, val = coo.indices().repeat(1, rf), coo.values().repeat(rf)
+    perm = torch.randperm(nnz * rf, generator=gen, device=coo.device)
+    idx, val = idx[:, perm].contiguous(), val[perm].contiguous()
     w = val.element_size()
     return OpInputs("coalesce", {"index": idx, "value": val, "n": n}, numel=n * n, density=d,
-                    bytes=2 * nnz * (2 * INDEX_BYTES + w), flops=0.0, meta={"n": n, "nnz": nnz})
+                    bytes=nnz * rf * (2 * INDEX_BYTES + w) + nnz * (2 * INDEX_BYTES + w), flops=float(nnz * (rf - 1)),
+                    meta={"n": n, "nnz": nnz, "entries": nnz * rf})
 
 
 def _pyg_coalesce(i):
@@ -901,13 +1116,15 @@ def _prepare_uncoalesced(i):
 
 
 _register(Operation(
-    "coalesce", "sparse", "sort the shuffled COO entries of an n x n matrix row-major (and merge duplicates)",
-    _build_coalesce, lambda n, rf, w, f: n * (2 * w + 4 * (2 * INDEX_BYTES + w)) + 2**20, (
-        Impl("pyg.utils.coalesce", PYG, _pyg_coalesce, backend="torch_geometric.utils.coalesce (index_sort + scatter)"),
+    "coalesce", "sparse",
+    "sort the shuffled COO entries of an n x n matrix, each repeated rf times, row-major and merge the duplicates; "
+    "n = isqrt(size / 8), so that rf = 8 sorts about `size` entries",
+    _build_coalesce, lambda n, rf, w, f: n * (2 * w + (2 + 3 * rf) * (2 * INDEX_BYTES + w)) + 2**20, (
+        Impl("pyg.utils.coalesce", PYG_UTILS, _pyg_coalesce, backend="torch_geometric.utils.coalesce (index_sort + scatter)"),
         Impl("torch_sparse.coalesce", PYG, _ts_coalesce, requires="torch_sparse", backend="torch_sparse.coalesce"),
         Impl("torch.Tensor.coalesce", NATIVE, lambda a: a.coalesce(), prepare=_prepare_uncoalesced,
              backend="sparse_coo_tensor.coalesce"),
-    ), uses_reduce_factor=False, dtypes=(torch.float32,)))
+    ), size_scale=1 / 8, dtypes=(torch.float32,)))
 
 
 def _build_transpose(size, s, rf, dtype, device, dist, f, gen, heads):
@@ -934,7 +1151,7 @@ def _ts_transpose(i):
 _register(Operation(
     "transpose", "sparse", "transpose an n x n sparse matrix into row-major (CSR or sorted COO) order",
     _build_transpose, lambda n, rf, w, f: n * (2 * w + 5 * (2 * INDEX_BYTES + w)) + 2**20, (
-        Impl("pyg.utils.sort_edge_index(flip)", PYG, _pyg_transpose,
+        Impl("pyg.utils.sort_edge_index(flip)", PYG_UTILS, _pyg_transpose,
              backend="edge_index.flip(0) + torch_geometric.utils.sort_edge_index"),
         Impl("torch_sparse.transpose", PYG, _ts_transpose, requires="torch_sparse", backend="torch_sparse.transpose"),
         Impl("torch.coo.t().coalesce()", NATIVE, lambda i: i.t["coo"].t().coalesce(),
@@ -1020,7 +1237,7 @@ def gcn_native(x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor, 
 _register(Operation(
     "gcn_layer", "layer", "a GCNConv layer (gcn_norm + propagate) on E = size // F random edges and E // rf nodes",
     _build_gcn, lambda n, rf, w, f: 6 * n * w + 8 * (n // f) * INDEX_BYTES + 2**20, (
-        Impl("pyg.nn.GCNConv", PYG, _run_module, prepare=_prepare_gcnconv,
+        Impl("pyg.nn.GCNConv", PYG_UTILS, _run_module, prepare=_prepare_gcnconv,
              backend="GCNConv: gcn_norm + MessagePassing.propagate (gather-scatter, torch_geometric.utils.scatter)"),
         Impl("native GCN", NATIVE, lambda i: gcn_native(i.t["x"], i.t["edge_index"], i.t["weight"], i.t["bias"],
                                                         i.t["nodes"]),
@@ -1085,7 +1302,7 @@ def gat_native(x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor, 
 _register(Operation(
     "gat_layer", "layer", "a GATConv layer (heads concatenated) on E = size // F random edges and E // rf nodes",
     _build_gat, lambda n, rf, w, f: 10 * n * w + 8 * (n // f) * INDEX_BYTES + 2**20, (
-        Impl("pyg.nn.GATConv", PYG, _run_module, prepare=_prepare_gatconv,
+        Impl("pyg.nn.GATConv", PYG_UTILS, _run_module, prepare=_prepare_gatconv,
              backend="GATConv: MessagePassing.propagate with edge_update + softmax (gather-scatter)"),
         Impl("native GAT", NATIVE, lambda i: gat_native(i.t["x"], i.t["edge_index"], i.t["weight"], i.t["att_src"],
                                                         i.t["att_dst"], i.t["bias"], i.t["nodes"], i.t["heads"]),
@@ -1097,34 +1314,56 @@ _register(Operation(
 # What actually ran
 # --------------------------------------------------------------------------------------------
 
+#: Views, allocations and metadata queries: left out of the ``kernels`` column.
+_NOT_KERNELS = frozenset(f"aten::{n}" for n in (
+    "view", "empty", "empty_like", "empty_strided", "expand", "expand_as", "t", "transpose", "as_strided",
+    "detach", "alias", "_to_copy", "to", "lift_fresh", "select", "slice", "unsqueeze", "_unsafe_view", "reshape",
+    "permute", "squeeze", "zero_", "resize_", "_nnz", "dense_dim", "sparse_dim", "item", "_local_scalar_dense",
+    "crow_indices", "col_indices", "values", "_values", "_indices", "indices", "unbind"))
+
+
+def kernel_library(names) -> str:
+    """The kernel library that ran, from the dispatcher operator names of one call: the extension
+    libraries whose operators appear (``torch_scatter``, ``torch_sparse``, ``pyg-lib``; several joined
+    by ``+`` in that order), else ``torch`` (native PyTorch only). The extensions' version probes
+    (``*::cuda_version``, called once on import) do not count."""
+    seen = set()
+    for n in names:
+        if n.endswith("::cuda_version"):
+            continue
+        for prefix, lib in _LIBRARY_PREFIXES.items():
+            if n.startswith(prefix):
+                seen.add(lib)
+    libs = [lib for lib in KERNEL_LIBRARIES if lib in seen]
+    return "+".join(libs) if libs else "torch"
+
+
 def detect_backend(run: Callable, state, top: int = 6) -> dict:
-    """Run ``run(state)`` once under a ``TorchDispatchMode`` and report the operators that executed.
+    """Run ``run(state)`` once to warm up (lazy imports, caches), then once under ``torch.profiler``
+    (CPU activity), and report the operators that executed.
 
-    Returns ``{"kernels": "aten::op1;aten::op2;...", "torch_scatter": bool, "torch_sparse": bool,
-    "pyg_lib": bool}``: the distinct dispatcher operators in order of first call (at most ``top``;
-    views and ``aten::empty``-style allocations left out), with ``torch_scatter::`` /
-    ``torch_sparse::`` / ``pyg::`` for the extensions' custom operators, and whether an extension's
-    operator ran. A dispatch mode sees every operator that reaches the dispatcher, including those
-    inside ``autograd.Function``s and tensor subclasses such as ``EdgeIndex``.
+    Returns ``{"kernels": "aten::op1;aten::op2;...", "kernel_library": "torch_scatter" | ...,
+    "torch_scatter": bool, "torch_sparse": bool, "pyg_lib": bool}``: the distinct operators in order
+    of first call (at most ``top``; views and allocations left out), the kernel library that ran
+    (:func:`kernel_library`) and whether each extension's operators ran. The profiler sees every
+    operator that passes the dispatcher, the extensions' own (``torch_scatter::scatter_max``,
+    ``torch_sparse::spmm_sum``, ``pyg::...``) included; a ``TorchDispatchMode`` would not, since the
+    extensions register their operators as composite kernels that run above it.
     """
+    import os
 
-    seen: list[str] = []
+    from torch.profiler import ProfilerActivity, profile
 
-    class _Record(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.name() if hasattr(func, "name") else str(func)
-            name = name.split(".")[0]
-            if name not in seen:
-                seen.append(name)
-            return func(*args, **(kwargs or {}))
-
-    with _Record():
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no "STAGE: Completed ..." lines per profile
+    run(state)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         run(state)
-    skip = ("aten::view", "aten::empty", "aten::expand", "aten::t", "aten::transpose", "aten::as_strided",
-            "aten::detach", "aten::alias", "aten::_to_copy", "aten::lift_fresh", "aten::select", "aten::slice",
-            "aten::unsqueeze", "aten::_unsafe_view", "aten::reshape", "aten::permute", "aten::squeeze")
-    kept = [n for n in seen if not n.startswith(skip)]
-    return {"kernels": ";".join(kept[:top]),
-            "torch_scatter": any(n.startswith("torch_scatter::") for n in seen),
-            "torch_sparse": any(n.startswith("torch_sparse::") for n in seen),
-            "pyg_lib": any(n.startswith("pyg::") for n in seen)}
+    seen: list[str] = []
+    for ev in prof.events():
+        if ev.name not in seen:
+            seen.append(ev.name)
+    ops_seen = [n for n in seen if "::" in n]
+    kept = [n for n in ops_seen if n not in _NOT_KERNELS and not n.endswith("::cuda_version")]
+    lib = kernel_library(ops_seen)
+    return {"kernels": ";".join(kept[:top]), "kernel_library": lib,
+            "torch_scatter": "torch_scatter" in lib, "torch_sparse": "torch_sparse" in lib, "pyg_lib": "pyg-lib" in lib}

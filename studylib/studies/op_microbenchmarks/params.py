@@ -18,7 +18,8 @@ class OpMicrobenchmarkParams(NotebookParams):
 
     operations: list[str] | None = Field(None, description="operations of studylib.studies.op_microbenchmarks.ops; None = all")
     implementations: Literal["all", "primary"] = Field(
-        "all", description="all registered implementations, or only the first PyG and native one")
+        "all", description="all registered implementations, or only the first of each role (PyG kernel, "
+                           "PyG utility, native)")
     sizes: list[PositiveInt] = Field([16384, 131072, 1048576], min_length=1, description="elements of the main input")
     memory_fractions: list[float] = Field([], description="extra sizes filling this fraction of free memory")
     max_memory_fraction: float = Field(0.8, gt=0, le=1, description="refuse inputs above this fraction of free memory")

@@ -18,7 +18,7 @@ TABLES_00 = {
     "limits": {"device", "limit", "threads", "value", "unit", "q1", "q3", "n", "detail"},
 }
 COLUMNS_03 = {"op", "dtype", "size", "sparsity", "reduce_factor", "index_distribution", "impl", "role", "backend",
-              "kernels", "torch_scatter", "torch_sparse", "round", "block", "seconds", "number_per_run", "numel",
+              "kernels", "kernel_library", "torch_scatter", "torch_sparse", "round", "block", "seconds", "number_per_run", "numel",
               "density", "bytes", "flops", "peak_memory_bytes", "num_threads", "device", "status", "run_id"}
 
 
@@ -42,13 +42,28 @@ def test_smoke_profiles_end_to_end(output_dirs):
 
     assert set(times["op"]) == set(ops.operation_names())
     assert (times["status"] == "ok").all()
-    assert set(times["sparsity"]) == {0.0, 0.9} and set(times["role"]) == {"pyg", "native"}
+    assert set(times["sparsity"]) == {0.0, 0.9} and {"pyg-utils", "native"} <= set(times["role"])
     assert times["seconds"].gt(0).all()
+    assert set(times["kernel_library"]) <= {"torch", "torch_scatter", "torch_sparse", "pyg-lib",
+                                            "torch_scatter+torch_sparse"}
+    ext = ops.extensions()
+    if ext["torch_scatter"] and ext["torch_sparse"]:
+        # PyG's side is its extension kernels, and the run says which ones ran
+        pyg = times[times["role"] == "pyg"]
+        assert {"torch_scatter", "torch_sparse"} <= set(pyg["kernel_library"])
+        assert (pyg.loc[pyg["op"] == "scatter_max", "kernel_library"] == "torch_scatter").all()
+        assert (pyg.loc[pyg["op"] == "scatter_sum", "kernel_library"] == "torch").all()  # same kernel
+    from studylib.studies.op_microbenchmarks import measure as om
+
+    r = om.ratio_table(times)
+    assert (r["same_kernel"] == (r["pyg_library"] == "torch")).all()
     findings = json.loads((out3 / "findings.json").read_text())
-    assert len(findings["findings"]) == 3 and findings["limits"] is not None  # 00's limits were used
-    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured"}
+    assert [f["id"] for f in findings["findings"]] == ["memory-dominates", "native-as-fast", "little-sparsity-gain"]
+    assert findings["limits"] is not None and findings["extensions"] == ext  # 00's limits were used
+    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured", "not testable here"}
                for f in findings["findings"])
     assert findings["findings"][0]["verdict"] != "not measured"
+    assert (output_dirs / "figures" / "03-op-microbenchmarks" / "findings.json").is_file()
 
     for nb, names in (("00-hardware", ["bandwidth", "gemm", "roofline"]),
                       ("03-op-microbenchmarks", ["ratio_heatmap", "time_vs_sparsity", "scaling", "roofline"])):

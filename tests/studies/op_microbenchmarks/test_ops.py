@@ -3,6 +3,7 @@ every PyG implementation agrees with its native counterpart, sparsity hits the r
 bad inputs get clear messages, the harness refuses inputs built in the timed region, and an
 out-of-memory configuration is recorded while the sweep goes on. No timed assertions."""
 
+import dataclasses
 import math
 import warnings
 
@@ -47,12 +48,26 @@ def test_implementations_agree(name):
 def test_every_operation_has_a_native_counterpart_and_the_listed_pyg_ones():
     for name in ops.operation_names():
         assert ops.get(name).primary(ops.NATIVE) is not None
-    have_pyg = {n for n in ops.operation_names() if ops.get(n).primary(ops.PYG) is not None}
-    assert {"scatter_sum", "scatter_mean", "scatter_max", "scatter_min", "segment_sum", "spmm", "spspmm",
-            "coalesce", "transpose", "gcn_layer", "gat_layer", "index_select_dim0", "index_select_dim1", "sort",
-            "addmm"} <= have_pyg
+        assert {i.role for i in ops.get(name).impls} <= set(ops.ROLES)
+
+    def declared(role):
+        return {n for n in ops.operation_names() if any(i.role == role for i in ops.get(n).impls)}
+
+    # PyG's extension kernels (role pyg) need their extension; PyG's utilities (role pyg-utils) do not
+    assert {"scatter_sum", "scatter_mean", "scatter_max", "scatter_min", "scatter_mul", "segment_sum", "spmm",
+            "spspmm", "coalesce", "transpose", "scatter_sum_elem", "scatter_max_elem_dim1"} <= declared(ops.PYG)
+    assert all(i.requires in ("torch_scatter", "torch_sparse", "pyg_lib")
+               for n in ops.operation_names() for i in ops.get(n).impls if i.role == ops.PYG)
+    assert all(i.requires is None for n in ops.operation_names() for i in ops.get(n).impls if i.role != ops.PYG)
+    assert {"scatter_sum", "spmm", "coalesce", "transpose", "gcn_layer", "gat_layer", "index_select_dim0",
+            "index_select_dim1", "sort", "addmm"} <= declared(ops.PYG_UTILS)
+    assert ops.get("scatter_sum").impl("pyg.utils.scatter").role == ops.PYG_UTILS
     spmm_natives = {i.name for i in ops.get("spmm").impls if i.role == ops.NATIVE}
     assert {"torch.sparse.mm(CSR)", "torch.sparse.mm(COO)"} <= spmm_natives
+    for name in ("matmul", "fused_index_add_reduce", "fused_index_select_reduce", "scatter_mean_elem",
+                 "scatter_min_elem", "scatter_sum_elem_dim1"):
+        assert name in ops.operation_names()
+    assert {i.name for i in ops.get("fused_index_add_reduce").impls} == {"eager", "torch.jit.script"}
 
 
 def test_extensions_are_optional():
@@ -132,9 +147,31 @@ def test_detect_backend_reports_what_ran():
     inp = ops.build_inputs("scatter_sum", 4096, 0.5, feature_dim=16)
     op = ops.get("scatter_sum")
     info = ops.detect_backend(op.impl("torch.scatter_add_").run, inp)
-    assert "aten::scatter_add_" in info["kernels"]
+    assert "aten::scatter_add_" in info["kernels"] and info["kernel_library"] == "torch"
+    # PyG's utility dispatches to native PyTorch on a CPU (PyG 2.8), whatever is installed
     pyg = ops.detect_backend(op.impl("pyg.utils.scatter").run, inp)
-    assert pyg["torch_scatter"] is False or ops.extensions()["torch_scatter"] is not None
+    assert pyg["kernel_library"] == "torch" and pyg["torch_scatter"] is False
+    assert ops.kernel_library(["aten::sort", "torch_scatter::segment_sum_csr"]) == "torch_scatter"
+    assert ops.kernel_library(["torch_sparse::cuda_version", "aten::scatter_add_"]) == "torch"
+    assert ops.kernel_library(["pyg::index_sort", "torch_sparse::spmm_sum"]) == "torch_sparse+pyg-lib"
+
+
+@pytest.mark.skipif(ops.extensions()["torch_scatter"] is None or ops.extensions()["torch_sparse"] is None,
+                    reason="PyG's extension libraries are not installed")
+def test_detect_backend_tells_pyg_kernels_from_native_ones():
+    """torch_scatter's max and torch_sparse's SpMM run their own kernels; torch_scatter's sum is
+    Tensor.scatter_add_ and torch_sparse's sparse-sparse product is torch.sparse.mm (same kernel)."""
+    def lib(name, impl):
+        inp = ops.build_inputs(name, 4096, 0.5, feature_dim=16)
+        im = ops.get(name).impl(impl)
+        return ops.detect_backend(im.run, im.state(inp))
+
+    assert lib("scatter_max", "torch_scatter.scatter")["kernel_library"] == "torch_scatter"
+    assert lib("scatter_mul", "torch_scatter.scatter")["kernel_library"] == "torch_scatter"
+    assert lib("segment_sum", "torch_scatter.segment_csr")["kernel_library"] == "torch_scatter"
+    assert lib("spmm", "torch_sparse.matmul")["kernel_library"] == "torch_sparse"
+    assert lib("scatter_sum", "torch_scatter.scatter")["kernel_library"] == "torch"
+    assert lib("spspmm", "torch_sparse.spspmm")["kernel_library"] == "torch"
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,13 +216,23 @@ def _tiny_params(**kw):
     return params.validate("03-op-microbenchmarks", {**base, **kw})
 
 
-def test_oom_configuration_is_recorded_and_sweep_goes_on(output_dirs):
+def test_too_large_configuration_is_refused_before_any_work_and_sweep_goes_on(output_dirs, monkeypatch):
+    op = ops.get("scatter_sum")
+    built = []
+
+    def build(size, *a):
+        built.append(size)
+        return op.build(size, *a)
+
+    monkeypatch.setitem(ops.REGISTRY, "scatter_sum", dataclasses.replace(op, build=build))
     p = _tiny_params(sizes=[1024, 2**42])
     df = om.run_measurement("op_times", p, torch.device("cpu"), 1)
     assert set(df["size"]) == {1024, 2**42}
-    oom = df[df["size"] == 2**42]
-    assert (oom["status"] == "oom").all() and len(oom) == 2
-    assert oom["error"].str.contains("choose a smaller size").all()
+    assert built and max(built) < 2**20  # the huge size was never built
+    refused = df[df["size"] == 2**42]
+    assert (refused["status"] == "refused").all() and len(refused) == 2
+    assert refused["error"].str.contains("does not fit").all()
+    assert (refused["memory_estimate_bytes"] > refused["memory_available_bytes"]).all()
     ok = df[df["size"] == 1024]
     assert (ok["status"] == "ok").all() and ok["seconds"].gt(0).all()
     assert {"impl", "role", "kernels", "density", "bytes", "round", "block", "number_per_run",
@@ -226,3 +273,15 @@ def test_configs_follow_the_grid():
     full = om.configs(_tiny_params(sizes=[1024, 4096], reduce_factors=[1, 2, 4], grid="full"),
                       torch.device("cpu"))[0]
     assert len(full) == 2 * 2 * 3
+
+
+def test_every_configuration_refused_ends_with_one_clear_line(output_dirs):
+    """03's notebook ends with memory.end_if_all_refused when nothing fits (before: KeyError 'impl')."""
+    from studylib import memory
+
+    p = _tiny_params(sizes=[2**42], sparsities=[0.0])
+    df = om.run_measurement("op_times", p, torch.device("cpu"), 1)
+    assert (df["status"] == "refused").all() and "impl" not in df
+    with pytest.raises(memory.AllRefused, match="all 1 configuration.*refused for memory.*available"):
+        memory.end_if_all_refused(df, "03-op-microbenchmarks")
+    assert om.ratio_table(df).empty and om.ok_rows(df).empty

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import psutil
 
 from studylib import atomic, machine, memory, paths
 
@@ -290,22 +291,12 @@ def remove_stale_temporaries(folder: Path, names: Iterable[str]) -> list[Path]:
     for name in names:
         for p in Path(folder).glob(f".{name}.*.tmp"):
             pid = p.name[len(name) + 2:].split(".", 1)[0]
-            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            if not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
                 continue
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ResultGroup:

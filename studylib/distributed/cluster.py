@@ -84,6 +84,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from studylib import paths
 from studylib.distributed import netem
 from studylib.distributed.partition import read_partition_config
@@ -345,16 +347,6 @@ def _probe_namespaces() -> tuple[bool, str]:
     return True, ""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _our_names() -> tuple[list[str], list[str]]:
     """(namespaces, links) whose names start with this module's prefix."""
     ns = []
@@ -385,6 +377,19 @@ def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
     return {"netns": ns, "links": links}
 
 
+def orphaned() -> dict[str, list[str]]:
+    """Namespaces and links named ``sl<pid>...`` whose launcher process ``<pid>`` no longer runs
+    (what :func:`cleanup_stale` removes): ``{"netns": [...], "links": [...]}``. Other launchers'
+    live clusters on the same host are not listed."""
+    ns, links = _our_names() if shutil.which("ip") else ([], [])
+
+    def dead(name: str) -> bool:
+        pid = int(_NAME_RE.match(name).group(1))
+        return pid != os.getpid() and not psutil.pid_exists(pid)
+
+    return {"netns": [n for n in ns if dead(n)], "links": [n for n in links if dead(n)]}
+
+
 def cleanup_stale() -> list[str]:
     """Remove namespaces and links named ``sl<pid>...`` whose launcher process ``<pid>`` no longer
     runs (left by a launcher killed with SIGKILL), killing any process still inside such a
@@ -392,18 +397,14 @@ def cleanup_stale() -> list[str]:
     if shutil.which("ip") is None or os.geteuid() != 0:
         return []
     removed = []
-    ns, links = _our_names()
-    for name in ns:
-        pid = int(_NAME_RE.match(name).group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
-            _kill_netns_pids(name)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
-            removed.append(name)
-    for name in links:
-        pid = int(_NAME_RE.match(name).group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
-            removed.append(name)
+    stale = orphaned()
+    for name in stale["netns"]:
+        _kill_netns_pids(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        removed.append(name)
+    for name in stale["links"]:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        removed.append(name)
     return removed
 
 
@@ -503,7 +504,7 @@ def _kill_netns_pids(ns: str) -> list[int]:
                 os.kill(p, sig)
         if sig == signal.SIGTERM and pids:
             deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline and any(_pid_alive(p) and not _is_zombie(p) for p in pids):
+            while time.monotonic() < deadline and any(psutil.pid_exists(p) and not _is_zombie(p) for p in pids):
                 time.sleep(0.05)
     return pids
 

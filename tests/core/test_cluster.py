@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from studylib.data.homogeneous import synthetic_homogeneous
@@ -58,7 +59,7 @@ def _assert_clean(result: cl.ClusterResult | None, shm_before: set[str]) -> None
         assert _processes(MINE, result.workdir) == []
     if result is not None:
         for p in result.processes:
-            assert not cl._pid_alive(p.pid) or cl._is_zombie(p.pid), f"{p.role}{p.rank} still runs"
+            assert not psutil.pid_exists(p.pid) or cl._is_zombie(p.pid), f"{p.role}{p.rank} still runs"
 
 
 @pytest.fixture(scope="module")

@@ -335,16 +335,6 @@ WORK_PREFIX = "recsys-tiers-"
 _LIVE_WORK_FOLDERS: set[Path] = set()
 
 
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_work_folders(base: Path | str) -> list[Path]:
     """Remove ``recsys-tiers-<pid>-*`` folders under ``base`` whose process ``<pid>`` no longer
     runs (left by a run that was killed: its ``finally`` and ``atexit`` clean-up never ran).
@@ -352,7 +342,7 @@ def remove_stale_work_folders(base: Path | str) -> list[Path]:
     removed = []
     for d in Path(base).glob(f"{WORK_PREFIX}*"):
         pid = d.name[len(WORK_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _pid_running(int(pid)) or not d.is_dir():
+        if not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)) or not d.is_dir():
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)

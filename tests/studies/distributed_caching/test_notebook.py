@@ -32,7 +32,6 @@ FIGURES = ["epoch_breakdown", "speedup_vs_fraction", "sensitivity_alpha_delta", 
 
 def test_smoke_profile_end_to_end(output_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDYLIB_DATA_DIR", str(tmp_path / "data"))  # partitions go to a temporary cache
-    before = cl.leftovers()
     res = runner.run_notebooks(["02-distributed-caching"], "smoke", timeout=600)
     assert [r.status for r in res] == ["ok"], res
     out = output_dirs / "results" / "02-distributed-caching"
@@ -63,6 +62,6 @@ def test_smoke_profile_end_to_end(output_dirs, tmp_path, monkeypatch):
         side = json.loads((figs / f"{name}.json").read_text())
         assert side["parameters"]["graphs"] == ["synthetic"] and side["run_id"]
     assert (output_dirs / "reports" / "smoke" / "02-distributed-caching.ipynb").is_file()
-    assert cl.leftovers() == before, "the notebook left namespaces or links behind"
+    assert cl.orphaned() == {"netns": [], "links": []}, "the notebook left namespaces or links behind"
     if os.path.isdir("/dev/shm"):
         assert not [f for f in os.listdir("/dev/shm") if "smoke" in f or "synthetic" in f]

@@ -40,9 +40,8 @@ def _stale_cluster_names() -> list[str]:
     """Namespaces and links of the DistDGL launcher whose launcher process is gone."""
     from studylib.distributed import cluster
 
-    left = cluster.leftovers()
-    names = left["netns"] + left["links"]
-    return [n for n in names if not cluster._pid_alive(int(cluster._NAME_RE.match(n).group(1)))]
+    left = cluster.orphaned()
+    return left["netns"] + left["links"]
 
 
 def _our_cgroups() -> list[Path]:

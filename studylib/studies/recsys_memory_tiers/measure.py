@@ -687,8 +687,9 @@ def tier_epoch_table(tiers: pd.DataFrame) -> pd.DataFrame:
                                   step_q3_s=("seconds", lambda x: x.quantile(0.75)))
     out["epoch_s"] = out["step_s"] * out["steps_per_epoch"]
     io = t[t["kind"] == "io"].groupby(keys)[["major_faults", "storage_read_bytes", "storage_write_bytes"]].median()
-    info = t[t["kind"] == "tier_info"].set_index(keys)[["tier_file_bytes", "cgroup_limit_bytes", "hit_rate",
-                                                        "resident_fraction"]]
+    info = t[t["kind"] == "tier_info"].set_index(keys)
+    info = info[[c for c in ("tier_file_bytes", "cgroup_limit_bytes", "cgroup_anon_bytes", "hit_rate",
+                             "resident_fraction") if c in info]]
     out = out.join(io).join(info).reset_index()
     dram = out[out["tier"] == "dram"].set_index(["dataset", "model"])["step_s"].rename("dram_step_s")
     out = out.join(dram, on=["dataset", "model"])

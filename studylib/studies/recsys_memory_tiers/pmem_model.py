@@ -18,9 +18,13 @@ tier's, the traffic is counted from the step):
   output rows and the ego rows of the L2 term; random rows), NGCF reads the whole table once more
   for its element-wise term (sequential), and Adam reads and writes the table and both moments
   (sequential, 3 arrays each way).
-* :func:`access_seconds`: a sequential read or write costs ``bytes / bandwidth``; a random row
-  costs ``max(latency / outstanding, row_bytes / read_bandwidth)`` (``outstanding`` misses in
-  flight per core times the cores; a row is contiguous, so beyond its first miss it streams).
+* :func:`access_seconds`: a sequential read or write costs ``bytes / bandwidth``; on a memory tier
+  (DRAM, persistent memory) a random row costs ``max(latency / outstanding, row_bytes /
+  read_bandwidth)`` (``outstanding`` misses in flight per core times the cores; a row is
+  contiguous, so beyond its first miss it streams). A file-backed tier (the emulation) is paged:
+  the random rows of a step touch at most the pages of the array they land in, each page not held
+  by the page cache (``1 - cached_share``) costs one fault at the tier's measured latency, and the
+  bytes then come at its read bandwidth.
 * :func:`predict`: the step on tier X = the step measured on DRAM + the traffic's time on X - its
   time on this machine's DRAM (figures measured here). With a hot/cold split at hit rate ``h``,
   a share ``h`` of the random rows and the hot share of the sequential bytes stay in DRAM.
@@ -61,14 +65,18 @@ DEFAULT_OPTANE = "Optane DC PMM, 6 interleaved modules"
 OUTSTANDING_PER_CORE_MEMORY = 10
 #: Misses in flight per core for a file-backed tier: a page fault blocks its thread.
 OUTSTANDING_PER_CORE_FILE = 1
+#: Page size of the file-backed tiers (bytes).
+PAGE_BYTES = 4096
 
 
 @dataclass(frozen=True)
 class TierFigures:
     """A tier's latency and bandwidth: ``latency_s`` (one random access, s), ``read_bps`` and
     ``write_bps`` (bytes/s), ``outstanding`` (random accesses in flight at once, all cores),
-    ``name`` and ``source`` (``"published"`` or ``"measured here"``). Missing write bandwidth
-    (NaN) falls back to the read bandwidth's third (Optane's write/read ratio, Izraelevitz et al.)."""
+    ``name`` and ``source`` (``"published"`` or ``"measured here"``); a paged (file-backed) tier
+    has ``page_bytes`` (None for a load/store memory) and ``cached_share`` (the share of its pages
+    the page cache holds). Missing write bandwidth (NaN) falls back to the read bandwidth / 2.83
+    (Optane's read/write ratio, 39.4 / 13.9 GB/s, Izraelevitz et al.)."""
 
     name: str
     latency_s: float
@@ -76,6 +84,8 @@ class TierFigures:
     write_bps: float
     outstanding: float = OUTSTANDING_PER_CORE_MEMORY
     source: str = "measured here"
+    page_bytes: int | None = None
+    cached_share: float = 0.0
 
     def write(self) -> float:
         return self.write_bps if math.isfinite(self.write_bps) else self.read_bps / 2.83
@@ -97,7 +107,8 @@ def step_traffic(model: str, num_nodes: int, num_directed_edges: int, batch_size
     """Accesses per full-graph step to the embedding state in the tier (fp32 table [N, d] and
     Adam's two moments), one row per part: ``part``, ``kernel_class`` (:mod:`studylib.timing`'s
     classes), ``access`` (``random`` rows, ``read`` or ``write`` sequential), ``count`` (rows for
-    random accesses, 1 otherwise) and ``bytes``. See the module docstring for the counting.
+    random accesses, 1 otherwise), ``bytes`` and ``span_bytes`` (the size of the array the accesses
+    land in: the table). See the module docstring for the counting.
     Raises ``ValueError`` for an unknown model."""
     if model not in ("lightgcn", "ngcf"):
         raise ValueError(f"unknown model {model!r}")
@@ -116,14 +127,20 @@ def step_traffic(model: str, num_nodes: int, num_directed_edges: int, batch_size
     if model == "ngcf":
         rows.insert(2, {"part": "NGCF element-wise term reads the table", "kernel_class": timing.MEMORY,
                         "access": "read", "count": 1, "bytes": table})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["span_bytes"] = table
+    return out
 
 
 def access_seconds(traffic: pd.DataFrame, tier: TierFigures) -> pd.Series:
     """Seconds of each row of :func:`step_traffic` on ``tier`` (see the module docstring)."""
     out = []
     for r in traffic.itertuples():
-        if r.access == "random":
+        if r.access == "random" and tier.page_bytes:
+            pages = min(r.count, math.ceil(r.span_bytes / tier.page_bytes))
+            faults = pages * (1 - min(max(tier.cached_share, 0.0), 1.0))
+            out.append(faults * tier.latency_s / max(tier.outstanding, 1e-9) + r.bytes / tier.read_bps)
+        elif r.access == "random":
             per = max(tier.latency_s / max(tier.outstanding, 1e-9), (r.bytes / max(r.count, 1)) / tier.read_bps)
             out.append(r.count * per)
         elif r.access == "read":
@@ -150,7 +167,9 @@ def predict(dram_step_s: float, traffic: pd.DataFrame, tier: TierFigures, dram: 
         if not 0 <= v <= 1:
             raise ValueError(f"{name} must be in [0, 1] (got {v})")
     cold = traffic["access"].map(lambda a: 1 - hit_rate if a == "random" else 1 - hot_fraction)
-    extra = (access_seconds(traffic, tier) - access_seconds(traffic, dram)) * cold
+    # the cold rows live in an array of the cold share of the table (its pages, on a paged tier)
+    on_tier = traffic.assign(span_bytes=traffic["span_bytes"] * (1 - hot_fraction))
+    extra = (access_seconds(on_tier, tier) - access_seconds(traffic, dram)) * cold
     out = {"predicted_step_s": dram_step_s + float(extra.sum()),
            "predicted_slowdown": (dram_step_s + float(extra.sum())) / dram_step_s, "extra_s": float(extra.sum())}
     for cls, v in extra.groupby(traffic["kernel_class"]).sum().items():
@@ -158,11 +177,12 @@ def predict(dram_step_s: float, traffic: pd.DataFrame, tier: TierFigures, dram: 
     return out
 
 
-def measured_figures(bandwidth: pd.DataFrame, tier: str, cores: int) -> TierFigures | None:
+def measured_figures(bandwidth: pd.DataFrame, tier: str, cores: int, cached_share: float = 0.0) -> TierFigures | None:
     """A tier's :class:`TierFigures` from the tier bandwidth table (median ``bytes_per_s`` of the
     ``read`` and ``write`` kernels, median ``latency_s`` of the ``latency`` kernel; rows ``tier``,
-    ``kernel``); ``None`` when one of them is missing. File-backed tiers get
-    :data:`OUTSTANDING_PER_CORE_FILE` misses in flight per core, memory tiers
+    ``kernel``); ``None`` when one of them is missing. File-backed tiers (``mmap_*``) are paged
+    (4 KiB pages, ``cached_share`` of them in the page cache) with
+    :data:`OUTSTANDING_PER_CORE_FILE` misses in flight per core, memory tiers get
     :data:`OUTSTANDING_PER_CORE_MEMORY`."""
     b = bandwidth[bandwidth["tier"] == tier]
     vals = {}
@@ -172,8 +192,23 @@ def measured_figures(bandwidth: pd.DataFrame, tier: str, cores: int) -> TierFigu
         if s.empty:
             return None
         vals[k] = float(s.median())
-    per = OUTSTANDING_PER_CORE_FILE if tier.startswith("mmap") else OUTSTANDING_PER_CORE_MEMORY
-    return TierFigures(tier, vals["latency"], vals["read"], vals["write"], per * max(1, cores))
+    paged = tier.startswith("mmap")
+    per = OUTSTANDING_PER_CORE_FILE if paged else OUTSTANDING_PER_CORE_MEMORY
+    return TierFigures(tier, vals["latency"], vals["read"], vals["write"], per * max(1, cores),
+                       page_bytes=PAGE_BYTES if paged else None, cached_share=float(cached_share))
+
+
+def cached_share(row: pd.Series) -> float:
+    """The share of a file-backed tier's files the page cache can hold during the timed steps: 1
+    without a cgroup limit, else ``(limit - anonymous memory) / file bytes`` clipped to [0, 1]
+    (columns ``cgroup_limit_bytes``, ``cgroup_anon_bytes``, ``tier_file_bytes`` of the tier table)."""
+    limit = float(row.get("cgroup_limit_bytes", float("nan")))
+    files = float(row.get("tier_file_bytes", float("nan")))
+    if not math.isfinite(limit) or not math.isfinite(files) or files <= 0:
+        return 1.0
+    anon = float(row.get("cgroup_anon_bytes", 0.0))
+    anon = anon if math.isfinite(anon) else 0.0
+    return min(1.0, max(0.0, (limit - anon) / files))
 
 
 def figures_table(bandwidth: pd.DataFrame, tiers: list[str], cores: int) -> pd.DataFrame:
@@ -233,15 +268,16 @@ def model_table(tier_epochs: pd.DataFrame, bandwidth: pd.DataFrame, graph_stats:
             if t in ("dram", "numa_remote"):
                 continue
             fig_tier = "mmap_cgroup" if t == "hot_cold" else t
-            f = measured_figures(bandwidth, fig_tier, cores)
+            r = g[g["tier"] == t].iloc[0]
+            f = measured_figures(bandwidth, fig_tier, cores, cached_share(r))
             if f is None:
                 continue
-            r = g[g["tier"] == t].iloc[0]
             h = float(r.get("hit_rate", float("nan"))) if t == "hot_cold" else 0.0
             if t == "hot_cold" and not math.isfinite(h):
                 continue
             p = predict(dram_s, traffic, f, dram, hit_rate=h, hot_fraction=hot_fraction if t == "hot_cold" else 0.0)
-            rows.append({**base, "target": t, "basis": f"{fig_tier} figures measured here", "hit_rate": h,
+            rows.append({**base, "target": t, "basis": f"{fig_tier} figures measured here, page-cache share "
+                                                       f"{f.cached_share:.0%}", "hit_rate": h,
                          "measured_slowdown": float(r["slowdown"]), **p})
         rows.append({**base, "target": "optane", "basis": optane, "hit_rate": 0.0,
                      "measured_slowdown": float("nan"), **predict(dram_s, traffic, optane_f, dram)})

@@ -13,10 +13,14 @@ trained with BPR on user-item graphs (:mod:`studylib.data.recsys`):
 * **memory tiers**: the embedding table (and its Adam state) in DRAM, in a file-backed mapping with
   and without a memory-cgroup limit (the emulated slow tier), and split hot (DRAM) / cold (slow
   tier) (:mod:`studylib.studies.recsys_memory_tiers.memory_tiers`), each tier's bandwidth measured beside;
-* **memory footprint** vs graph scale (synthetic power-law graphs), against this machine's DRAM.
+* **memory footprint** vs graph scale (synthetic power-law graphs), against a server's DRAM
+  (``server_dram_gib``) and this machine's.
 
-Every ``measure_*`` function returns tidy rows (one per raw sample); ``plot_*`` functions draw
-from the tables only; :func:`evaluate_findings` computes a verdict per finding of the paper.
+The single machine and the whole cluster run on the same cores for each of ``core_budgets``
+(:mod:`studylib.studies.recsys_memory_tiers.cores`); every row records the cores it used. Each
+configuration's memory is estimated before it runs (:mod:`.estimates`); one that cannot fit is
+recorded as refused. Every ``measure_*`` function returns tidy rows (one per raw sample); the
+figures are drawn from the tables only; :mod:`.findings` declares the paper's findings.
 Times are seconds of wall clock (device synchronised), memory is bytes.
 """
 

@@ -179,7 +179,7 @@ def predict(dram_step_s: float, traffic: pd.DataFrame, tier: TierFigures, dram: 
 
 def measured_figures(bandwidth: pd.DataFrame, tier: str, cores: int, cached_share: float = 0.0) -> TierFigures | None:
     """A tier's :class:`TierFigures` from the tier bandwidth table (median ``bytes_per_s`` of the
-    ``read`` and ``write`` kernels, median ``latency_s`` of the ``latency`` kernel; rows ``tier``,
+    ``read`` and ``write`` kernels, least ``latency_s`` of the ``latency`` kernel; rows ``tier``,
     ``kernel``); ``None`` when one of them is missing. File-backed tiers (``mmap_*``) are paged
     (4 KiB pages, ``cached_share`` of them in the page cache) with
     :data:`OUTSTANDING_PER_CORE_FILE` misses in flight per core, memory tiers get
@@ -191,7 +191,9 @@ def measured_figures(bandwidth: pd.DataFrame, tier: str, cores: int, cached_shar
         s = s.dropna()
         if s.empty:
             return None
-        vals[k] = float(s.median())
+        # latency: the least of the blocks (other load on the machine only adds to a chase, as in
+        # lmbench); bandwidth: the median
+        vals[k] = float(s.min()) if k == "latency" else float(s.median())
     paged = tier.startswith("mmap")
     per = OUTSTANDING_PER_CORE_FILE if paged else OUTSTANDING_PER_CORE_MEMORY
     return TierFigures(tier, vals["latency"], vals["read"], vals["write"], per * max(1, cores),

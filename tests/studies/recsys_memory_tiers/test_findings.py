@@ -150,3 +150,13 @@ def test_hot_cold_optane_model_verdicts():
     assert fd.reached_verdicts(f, cases) == f.verdicts()
     row = fd.evaluate_one(f, cases[0], {})
     assert "model-only" in row["evidence"] and "predicted 2.50x, measured 3.00x" in row["evidence"]
+
+
+def test_hot_cold_optane_model_needs_a_slower_optane():
+    row = fd.evaluate_one(rf.HOT_COLD_RECOVERS_OPTANE, rf.tables(tier_model=_model(1.05, 1.0)), {})
+    assert row["verdict"] == fd.NOT_MEASURED and "no extra time" in row["evidence"]
+
+
+def test_the_page_cache_control_is_no_slow_tier():
+    fig = _figures("mmap_cached", latency_ns=100.0, read_gb_s=40.0)
+    assert rf.memory_like_tiers(fig)[0] == []

@@ -155,6 +155,10 @@ class ClusterSpec:
             cores divided by all trainers (at least 1) in namespace mode, all cores on real hosts.
         python: interpreter of the servers and trainers (default: this one; on real hosts the
             path of the Python environment there, ``remote_python``).
+        cpus: CPU core ids every server and trainer of a one-host cluster is pinned to
+            (``sched_setaffinity`` before the process starts; its children inherit it), e.g. to give
+            the cluster the same cores as a single-machine run; ``None`` = no pinning. With
+            ``threads_per_trainer=0`` the trainers then share these cores. Namespace mode only.
     """
 
     num_machines: int
@@ -171,6 +175,7 @@ class ClusterSpec:
     known_hosts: Path | str | None = None
     trust_new_host_keys: bool = False
     remote_workdir: Path | str | None = None
+    cpus: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if int(self.num_machines) < 1:
@@ -180,6 +185,15 @@ class ClusterSpec:
         if int(self.threads_per_trainer) < 0:
             raise ValueError(f"threads_per_trainer must be >= 0 (got {self.threads_per_trainer})")
         self.network_model = netem.network_model(self.network)  # ValueError for unknown models
+        if self.cpus is not None:
+            cpus = tuple(sorted({int(c) for c in self.cpus}))
+            allowed = os.sched_getaffinity(0)
+            if not cpus or not set(cpus) <= allowed:
+                raise ValueError(f"cpus must be a non-empty subset of this process's cores {sorted(allowed)} "
+                                 f"(got {list(self.cpus)})")
+            if self.ip_config is not None:
+                raise ValueError("cpus pins the processes of a one-host cluster; real hosts (ip_config) are not pinned")
+            self.cpus = cpus
         if self.ip_config is not None and self.network_model.emulated:
             raise ValueError(f"network model {self.network_model.name!r} is emulated only on one host; real hosts "
                              f"(ip_config) use their real network: pass network='loopback'")
@@ -209,7 +223,7 @@ class ClusterSpec:
         """Threads per trainer (see ``threads_per_trainer``)."""
         if self.threads_per_trainer:
             return int(self.threads_per_trainer)
-        cores = len(os.sched_getaffinity(0))
+        cores = len(self.cpus) if self.cpus else len(os.sched_getaffinity(0))
         return max(1, cores // self.world_size) if self.mode == "netns" else cores
 
     def network_record(self) -> dict:
@@ -223,7 +237,9 @@ class ClusterSpec:
 class ProcessRecord:
     """One started process: ``role`` (``server``/``trainer``), ``machine``, ``rank`` (trainer rank
     or server id), ``pid``, ``log`` path, ``exit_code`` (``None`` while running; negative = killed
-    by that signal), and ``killed_by_teardown`` (it was still running when the cluster was torn down)."""
+    by that signal), ``killed_by_teardown`` (it was still running when the cluster was torn down), and
+    ``cpus``: the cores it was allowed to run on, read from the process after it started (``None``
+    where unknown, e.g. on a real host)."""
 
     role: str
     machine: int
@@ -233,6 +249,7 @@ class ProcessRecord:
     command: list[str] = field(default_factory=list)
     exit_code: int | None = None
     killed_by_teardown: bool = False
+    cpus: tuple[int, ...] | None = None
 
     def tail(self, lines: int = 25) -> str:
         """The last ``lines`` lines of the log."""
@@ -582,11 +599,17 @@ class _Base:
 
     def _start(self, role: str, machine: int, rank: int, cmd: list[str], env: dict) -> ProcessRecord:
         log = self.logdir / f"{role}{rank}.log"
+        spec = getattr(self, "spec", None)
+        cpus = getattr(spec, "cpus", None) if self.mode != "ssh" else None
         with open(log, "wb") as fh:
             p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                  cwd=str(paths.project_root()), start_new_session=True,
-                                 preexec_fn=_die_with_parent if self.mode != "ssh" else None)
+                                 preexec_fn=(_pinned_child(cpus) if cpus else _die_with_parent)
+                                 if self.mode != "ssh" else None)
         rec = ProcessRecord(role, machine, rank, p.pid, log, cmd)
+        if self.mode != "ssh":
+            with contextlib.suppress(OSError):
+                rec.cpus = tuple(sorted(os.sched_getaffinity(p.pid)))
         self.records.append(rec)
         self.popens[p.pid] = p
         return rec
@@ -828,6 +851,15 @@ def _die_with_parent() -> None:
     killed launcher leaves no process running (its namespaces are removed by the next run)."""
     if _PRCTL is not None:
         _PRCTL(1, int(signal.SIGKILL))
+
+
+def _pinned_child(cpus: tuple[int, ...]):
+    """A ``preexec_fn`` that pins the child to ``cpus`` (inherited by everything it starts) and
+    then does :func:`_die_with_parent`."""
+    def preexec() -> None:
+        os.sched_setaffinity(0, cpus)
+        _die_with_parent()
+    return preexec
 
 
 def _listening(pid: int, port: int) -> bool:

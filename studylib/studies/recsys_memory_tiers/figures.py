@@ -31,11 +31,20 @@ def _machines_label(n: int) -> str:
     return "1 machine (full graph)" if n == 1 else f"{n} machines (DistDGL subgraphs)"
 
 
-def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int):
+def _budget(epochs: pd.DataFrame, core_budget: int | None) -> tuple[pd.DataFrame, int | None]:
+    if "core_budget" not in epochs:
+        return epochs, None
+    b = int(epochs["core_budget"].max()) if core_budget is None else int(core_budget)
+    return epochs[epochs["core_budget"] == b], b
+
+
+def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int, core_budget: int | None = None):
     """Grouped bars: epoch time per layer count (top row, width ``base_dim``) and per embedding
     width (bottom row, ``base_layers`` layers), bars for 1, 2 and 4 machines; one column per model
-    (first dataset). Error bars: epoch time from the step quartiles."""
+    (first dataset), at ``core_budget`` cores shared by each side (default the largest budget).
+    Error bars: epoch time from the step quartiles."""
 
+    epochs, budget = _budget(epochs, core_budget)
     ds = epochs["dataset"].iloc[0]
     e = epochs[epochs["dataset"] == ds]
     models = list(dict.fromkeys(e["model"]))
@@ -59,15 +68,17 @@ def plot_epoch_times(epochs: pd.DataFrame, base_layers: int, base_dim: int):
             ax.set_ylabel("epoch time (s)")
             ax.set_title(f"{m.upper()} · {ds} · {fixed.replace('num_', '')}={fval}")
     axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Epoch time: one machine (full-graph) vs DistDGL subgraph training (emulated machines share "
-                 "this host's cores)")
+    fig.suptitle("Epoch time: one machine (full-graph) vs DistDGL subgraph training"
+                 + (f" (each side pinned to the same {budget} core(s))" if budget else ""))
     return fig
 
 
-def plot_breakdown(epochs: pd.DataFrame, base_dim: int):
+def plot_breakdown(epochs: pd.DataFrame, base_dim: int, core_budget: int | None = None):
     """Stacked bars: the median step split into :data:`REGIONS` x steps per epoch (seconds per
-    epoch), per layer count and machine count; one panel per model (width ``base_dim``)."""
+    epoch), per layer count and machine count; one panel per model (width ``base_dim``), at
+    ``core_budget`` cores (default the largest budget)."""
 
+    epochs, _ = _budget(epochs, core_budget)
     ds = epochs["dataset"].iloc[0]
     e = epochs[(epochs["dataset"] == ds) & (epochs["dim"] == base_dim)]
     models = list(dict.fromkeys(e["model"]))
@@ -86,6 +97,68 @@ def plot_breakdown(epochs: pd.DataFrame, base_dim: int):
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle("Where an epoch goes: subgraph construction (sampling), embedding fetch, forward, backward, "
                  "communication, update")
+    return fig
+
+
+def plot_equal_cores(speedups: pd.DataFrame):
+    """The single machine's advantage (distributed epoch / single-machine epoch, both on the same
+    core set) vs layers: one line per machine count and core budget, one panel per model (pairs on
+    unequal core sets are left out)."""
+
+    s = speedups[speedups["equal_cores"]] if "equal_cores" in speedups else speedups
+    base_dim = s.groupby("dim").size().idxmax()
+    s = s[s["dim"] == base_dim]
+    models = list(dict.fromkeys(s["model"]))
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(5 * max(1, len(models)), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for (nm, cb), d in s[s["model"] == m].groupby(["num_machines", "core_budget"]):
+            d = d.groupby("num_layers")["single_machine_advantage"].median()
+            ax.plot(d.index, d.values, marker="o", label=f"{int(nm)} machines, {int(cb)} core(s) each side")
+        ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+        ax.set_xlabel("layers")
+        ax.set_ylabel("distributed / single-machine epoch")
+        ax.set_title(f"{m.upper()} · d={base_dim}")
+        ax.legend(fontsize=7)
+    fig.suptitle("One machine vs the emulated cluster on equal core sets (> 1: the single machine is faster)")
+    return fig
+
+
+def plot_tier_model(model: pd.DataFrame, figures_tbl: pd.DataFrame):
+    """Left: latency and read bandwidth of the tiers measured here beside the published Optane
+    figures (log scales). Right: per dataset and model, the measured slowdown of each emulated tier
+    beside the tier model's prediction for it, and the model's predictions for Optane alone and
+    behind the hot/cold split."""
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    ax = axes[0]
+    f = figures_tbl.dropna(subset=["latency_ns", "read_gb_s"])
+    for r in f.itertuples():
+        pub = not str(r.source).startswith("measured")
+        ax.scatter(r.latency_ns, r.read_gb_s, marker="*" if pub else "o", s=90 if pub else 45,
+                   color="k" if pub else TIER_COLORS.get(r.tier, "0.4"))
+        ax.annotate(str(r.tier)[:38], (r.latency_ns, r.read_gb_s), fontsize=6, textcoords="offset points",
+                    xytext=(4, 3))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("random-access latency (ns, log)")
+    ax.set_ylabel("read bandwidth (GB/s, log)")
+    ax.set_title("Tiers measured here (dots) vs published Optane (stars)")
+    ax = axes[1]
+    if not model.empty:
+        labels, meas, pred = [], [], []
+        for r in model.itertuples():
+            labels.append(f"{r.model} · {r.target}")
+            meas.append(r.measured_slowdown)
+            pred.append(r.predicted_slowdown)
+        x = np.arange(len(labels))
+        ax.bar(x - 0.2, meas, 0.4, label="measured", color="#1f77b4")
+        ax.bar(x + 0.2, pred, 0.4, label="tier model", color="#ff7f0e")
+        ax.set_xticks(x, labels, rotation=50, fontsize=7, ha="right")
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+        ax.set_ylabel("step time / DRAM step time")
+        ax.legend(fontsize=7)
+    ax.set_title("Slowdown: measured vs predicted (Optane: model only)")
     return fig
 
 
@@ -185,10 +258,11 @@ def plot_tier_kernels(kern: pd.DataFrame):
     return fig
 
 
-def plot_footprint(foot: pd.DataFrame, paper: pd.DataFrame, dram_bytes: int):
+def plot_footprint(foot: pd.DataFrame, paper: pd.DataFrame, dram_bytes: int, server_bytes: int | None = None):
     """Peak memory of full-graph training vs interactions: measured points of the synthetic sweep,
     the calibrated tensor-count model as lines (extrapolated), the paper's datasets at their sizes,
-    and this machine's DRAM as a horizontal line."""
+    this machine's DRAM as a horizontal line and, when given, the server DRAM the finding is held
+    against (``server_bytes``, dashed)."""
 
     f = ok_rows(foot)
     cal = footprint_fit(f).set_index("model")["calibration"]
@@ -218,6 +292,10 @@ def plot_footprint(foot: pd.DataFrame, paper: pd.DataFrame, dram_bytes: int):
     ax.axhline(dram_bytes / 2**30, color="k", lw=1.2)
     ax.text(f["num_train"].min(), dram_bytes / 2**30 * 1.08,
             f"this machine's DRAM: {dram_bytes / 2**30:.0f} GiB", fontsize=8)
+    if server_bytes:
+        ax.axhline(server_bytes / 2**30, color="k", lw=1.0, ls="--")
+        ax.text(f["num_train"].min(), server_bytes / 2**30 * 1.08,
+                f"server DRAM (parameter server_dram_gib): {server_bytes / 2**30:.0f} GiB", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training interactions")

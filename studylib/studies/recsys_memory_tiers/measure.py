@@ -13,10 +13,14 @@ trained with BPR on user-item graphs (:mod:`studylib.data.recsys`):
 * **memory tiers**: the embedding table (and its Adam state) in DRAM, in a file-backed mapping with
   and without a memory-cgroup limit (the emulated slow tier), and split hot (DRAM) / cold (slow
   tier) (:mod:`studylib.studies.recsys_memory_tiers.memory_tiers`), each tier's bandwidth measured beside;
-* **memory footprint** vs graph scale (synthetic power-law graphs), against this machine's DRAM.
+* **memory footprint** vs graph scale (synthetic power-law graphs), against a server's DRAM
+  (``server_dram_gib``) and this machine's.
 
-Every ``measure_*`` function returns tidy rows (one per raw sample); ``plot_*`` functions draw
-from the tables only; :func:`evaluate_findings` computes a verdict per finding of the paper.
+The single machine and the whole cluster run on the same cores for each of ``core_budgets``
+(:mod:`studylib.studies.recsys_memory_tiers.cores`); every row records the cores it used. Each
+configuration's memory is estimated before it runs (:mod:`.estimates`); one that cannot fit is
+recorded as refused. Every ``measure_*`` function returns tidy rows (one per raw sample); the
+figures are drawn from the tables only; :mod:`.findings` declares the paper's findings.
 Times are seconds of wall clock (device synchronised), memory is bytes.
 """
 
@@ -34,11 +38,13 @@ import pandas as pd
 import psutil
 import torch
 
-from studylib import distributed, paths, timing
+from studylib import distributed, memory, paths, timing
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys, synthetic_like
 from studylib.models import recsys as rm
 from studylib.results import ResultTable
+from studylib.studies.recsys_memory_tiers import cores as cr
+from studylib.studies.recsys_memory_tiers import estimates as es
 from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 from studylib.studies.recsys_memory_tiers.params import NOTEBOOK
 from studylib.studies.recsys_memory_tiers.tier_worker import _log, _regions_from_timer, weighted_dgl
@@ -101,9 +107,14 @@ def measure_accuracy(model_name: str, dataset: str, graph: BipartiteGraph, param
 
 
 def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: str, graphs: GraphCache, params,
-                           device: torch.device) -> list[dict]:
+                           device: torch.device, cores: tuple[int, ...] | None = None) -> list[dict]:
     """Full-graph training steps on one machine: ``params.warmup_steps`` untimed, then
-    ``params.repeat_steps`` timed.
+    ``params.repeat_steps`` timed, every thread of this process pinned to ``cores`` with as many
+    torch threads as cores (:func:`studylib.studies.recsys_memory_tiers.cores.pinned`; ``None``:
+    this process's cores). Every row records ``cores`` (the ids in force, e.g. ``"0,1"``),
+    ``core_count`` and ``num_threads``. The configuration's memory is estimated first
+    (:func:`studylib.studies.recsys_memory_tiers.estimates.full_graph_estimate`); one that does not
+    fit raises :class:`studylib.memory.Refused` before any work.
 
     Rows ``{kind: "step", step, region, seconds, steps_per_epoch}`` with regions ``sampling`` (the
     batch and its negatives), ``fetch`` (gathering the batch's ego embeddings), ``forward`` (the
@@ -113,6 +124,18 @@ def measure_single_machine(model_name: str, num_layers: int, dim: int, dataset: 
     size before the model was built.
     """
 
+    graph = graphs[dataset]
+    memory.require(es.full_graph_estimate(model_name, graph.num_nodes, graph.num_train, num_layers, dim,
+                                          params.batch_size),
+                   what=f"{NOTEBOOK}: {model_name} L={num_layers} d={dim} on {dataset}", device=device.type)
+    with cr.pinned(cores or cr.available_cores()) as used:
+        rows = _single_machine_steps(model_name, num_layers, dim, dataset, graphs, params, device)
+        threads = torch.get_num_threads()
+    return [{**r, "cores": cr.cores_text(used), "core_count": len(used), "num_threads": threads} for r in rows]
+
+
+def _single_machine_steps(model_name: str, num_layers: int, dim: int, dataset: str, graphs: GraphCache, params,
+                          device: torch.device) -> list[dict]:
     graph = graphs[dataset]
     g = graphs.dgl(dataset)
     timing.trim_heap()
@@ -205,9 +228,16 @@ def _graph_name(dataset: str) -> str:
 
 
 def measure_distributed(dataset: str, num_machines: int, configs: list[dict], graphs: GraphCache, params,
-                        redundancy_layers: list[int] | None = None) -> list[dict]:
+                        redundancy_layers: list[int] | None = None, cores: tuple[int, ...] | None = None) -> list[dict]:
     """Train every configuration of ``configs`` with DistDGL on ``num_machines`` emulated machines
     (one trainer and one server each) in one cluster run.
+
+    ``cores``: the cores every server and trainer is pinned to (the whole cluster shares them, as
+    the single machine does; ``ClusterSpec.cpus``), trainers with ``max(1, cores // machines)``
+    threads; ``None`` = unpinned. Every row records ``cores`` (the union of the cores the launcher
+    read back from its processes), ``core_count`` and ``cluster_processes``. The run's memory is
+    estimated first (:func:`studylib.studies.recsys_memory_tiers.estimates.distributed_estimate`,
+    the largest configuration); one that does not fit raises :class:`studylib.memory.Refused`.
 
     Returns the trainers' rows (``kind`` ``step``, ``counts``, ``traffic``, ``memory``,
     ``redundancy``; see :mod:`studylib.studies.recsys_memory_tiers.recsys_trainer`) plus, per configuration whose
@@ -217,13 +247,19 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
     """
 
     graph = graphs[dataset]
+    if params.cluster_mode != "ssh":  # real hosts have memory of their own
+        worst = max((es.distributed_estimate(c["model"], graph.num_nodes, graph.num_train, c["num_layers"], c["dim"],
+                                             num_machines, params.batch_size, params.fanout) for c in configs),
+                    key=lambda e: e.total)
+        memory.require(worst, what=f"{NOTEBOOK}: DistDGL on {num_machines} emulated machines, {dataset}")
     name = _graph_name(dataset)
     part = partition_graph(graph, num_machines, name)
     red = set(redundancy_layers or [])
     args = ["--graph-name", name, "--configs", json.dumps(configs), "--batch-size", params.batch_size,
             "--fanout", params.fanout, "--lr", params.lr, "--reg", params.reg, "--warmup-steps",
             params.warmup_steps, "--steps", params.repeat_steps, "--seed", params.seed]
-    spec = distributed.ClusterSpec(num_machines, network=params.network, **params.cluster_spec_kwargs())
+    spec = distributed.ClusterSpec(num_machines, network=params.network, **params.cluster_spec_kwargs(),
+                                   cpus=tuple(cores) if cores and params.cluster_mode != "ssh" else None)
     shared = paths.results_dir(NOTEBOOK) if params.cluster_mode == "ssh" else None  # real hosts write there
     with tempfile.TemporaryDirectory(prefix="recsys-cluster-", dir=shared) as tmp:
         rows = []
@@ -239,6 +275,10 @@ def measure_distributed(dataset: str, num_machines: int, configs: list[dict], gr
                                           spec, timeout_s=params.cluster_timeout_s, workdir=wd)
             df = res.rows()
             df["cluster_seconds"] = res.seconds
+            used = sorted({c for p in res.processes for c in (p.cpus or ())})
+            df["cores"] = cr.cores_text(used) if used else None
+            df["core_count"] = len(used) if used else float("nan")
+            df["cluster_processes"] = len(res.processes)
             df["pass"] = "redundancy" if flag else "plain"
             if "config" in df:
                 cfg = df["config"]
@@ -308,7 +348,9 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
     """Run the memory-tier worker over ``params.tier_datasets`` x ``params.tier_models`` x the tiers
     available here. Returns ``(rows, status_rows)``: the worker's rows, and one row per requested
     tier saying whether it ran and, if not, why (:func:`studylib.studies.recsys_memory_tiers.memory_tiers.tier_status`).
-    Raises ``RuntimeError`` when the worker fails."""
+    A configuration whose memory estimate (:mod:`.estimates`) does not fit is not run: its rows say
+    ``status="refused"`` with the estimate and the memory available. Raises ``RuntimeError`` when
+    the worker fails."""
 
     base = Path(workdir or params.tier_workdir or tempfile.gettempdir())
     statuses = mt.tier_status(params.tiers, base)
@@ -325,8 +367,20 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
             path = work / f"{_graph_name(ds)}.pt"
             graphs[ds].save(path)
             graph_files[ds] = str(path)
-        configs = [{"dataset": ds, "model": m, "num_layers": params.tier_layers, "dim": params.tier_dim}
-                   for ds in params.tier_datasets for m in params.tier_models]
+        configs, refused = [], []
+        for ds in params.tier_datasets:
+            for m in params.tier_models:
+                c = {"dataset": ds, "model": m, "num_layers": params.tier_layers, "dim": params.tier_dim}
+                g = graphs[ds]
+                # the worker holds the graph and one configuration at a time (the tier files are mapped)
+                dec = memory.decide(es.full_graph_estimate(m, g.num_nodes, g.num_train, params.tier_layers,
+                                                           params.tier_dim, params.batch_size),
+                                    what=f"{NOTEBOOK}: tier runs of {m} on {ds}")
+                if dec.fits:
+                    configs.append(c)
+                else:
+                    refused += [{**memory.refused_row(c, dec), "kind": "failed", "tier": t,
+                                 "unit": f"{ds}/{m}/{t}"} for t in run_tiers if t != "numa_remote"]
         job = {"kind": "tiers", "tiers": [t for t in run_tiers if t != "numa_remote"], "configs": configs,
                "graph_files": graph_files, "seed": params.seed, "threads": torch.get_num_threads(),
                "lr": params.lr, "reg": params.reg, "batch_size": params.batch_size,
@@ -335,8 +389,8 @@ def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tu
                "advice": params.tier_advice, "margin_mib": params.cgroup_margin_mib, "heap_reserve_mib": params.heap_reserve_mib,
                "bandwidth_mib": params.bandwidth_mib, "bandwidth_dim": params.tier_dim,
                "bandwidth_rounds": params.bandwidth_rounds, "bandwidth_min_run_time": params.bandwidth_min_run_time}
-        rows = _run_tier_worker(job, work / "main", params.tier_timeout_s)
-        if numa is not None:
+        rows = refused + _run_tier_worker(job, work / "main", params.tier_timeout_s)
+        if numa is not None and configs:
             job_numa = {**job, "tiers": ["dram"]}
             nrows = _run_tier_worker(job_numa, work / "numa", params.tier_timeout_s, numa=numa)
             for r in nrows:
@@ -363,26 +417,25 @@ def predicted_footprint_bytes(model: str, num_nodes: int, num_train: int, num_la
       ``32 N d L``; plus the SDDMM's two transient ``E x d`` edge tensors ``8 E d``, and the
       weights ``2 L (4 d^2 + 4 d)`` (x 4 with gradients and moments).
 
-    An estimate to compare with measurements (:func:`measure_footprint`), not a bound.
+    An estimate to compare with measurements (:func:`measure_footprint`), not a bound; the parts
+    are those of :func:`studylib.studies.recsys_memory_tiers.estimates.full_graph_estimate`.
+    Raises ``ValueError`` for an unknown model.
     """
-    N, E, d, L = float(num_nodes), 2.0 * num_train, float(dim), float(num_layers)
-    graph = 16 * E + 2 * (8 * (N + 1) + 16 * E) + 4 * E
-    table = 16 * N * d
-    if model == "lightgcn":
-        act = 4 * N * d * (L + 2)
-    elif model == "ngcf":
-        act = 32 * N * d * L + 8 * E * d + 4 * 2 * L * (4 * d * d + 4 * d)
-    else:
-        raise ValueError(f"unknown model {model!r}")
-    return graph + table + act + 3 * 4 * batch_size * d * 2
+    return float(es.full_graph_estimate(model, num_nodes, num_train, num_layers, dim, batch_size).total)
 
 
 def measure_footprint(preset: str, scale: float, model_name: str, params, device: torch.device) -> list[dict]:
     """Peak memory of full-graph training on a synthetic graph with ``preset``'s statistics at
     ``scale``: build the graph, the model and Adam, run ``max(1, warmup_steps) + 1`` steps, and
-    record the process's peak resident set size above its size before (bytes). One row:
+    record the process's peak resident set size above its size before (bytes). The estimate is
+    held against the memory available before the graph is generated: a scale that cannot fit
+    raises :class:`studylib.memory.Refused` (recorded by the sweep). One row:
     ``{num_users, num_items, num_nodes, num_train, footprint_bytes, predicted_bytes}``."""
 
+    n, n_train = es.preset_counts(preset, scale)
+    memory.require(es.full_graph_estimate(model_name, n, n_train, params.footprint_layers, params.footprint_dim,
+                                          params.batch_size),
+                   what=f"{NOTEBOOK}: footprint of {model_name} on {preset} x {scale:g}", device=device.type)
     graph = synthetic_like(preset, scale, seed=params.seed)
     timing.trim_heap()
     pm = timing.PeakMemory(device, interval_s=0.002)
@@ -422,26 +475,34 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     pdict = params.model_dump()
 
     def stamp(rows):
-        return [{**r, "device": device.type, "num_threads": torch.get_num_threads()} for r in rows]
+        return [{"num_threads": torch.get_num_threads(), **r, "device": device.type} for r in rows]
+
+    core_sets, _ = core_plan(params)
 
     if name == "accuracy":
         cfg = ["dataset", "model"]
         configs = [{"dataset": ds, "model": m} for ds in params.datasets for m in params.models]
         measure = lambda c: measure_accuracy(c["model"], c["dataset"], graphs[c["dataset"]], params)  # noqa: E731
     elif name == "single_machine":
-        cfg = ["dataset", "model", "num_layers", "dim"]
-        configs = [{"dataset": ds, **c} for ds in params.datasets for c in sweep_configs(params)]
+        cfg = ["dataset", "model", "num_layers", "dim", "core_budget"]
+        configs = [{"dataset": ds, **c, "core_budget": b} for b in core_sets for ds in params.datasets
+                   for c in sweep_configs(params)]
         measure = lambda c: measure_single_machine(c["model"], c["num_layers"], c["dim"], c["dataset"],  # noqa: E731
-                                                   graphs, params, device)
+                                                   graphs, params, device, cores=core_sets[c["core_budget"]])
     elif name == "redundancy":
         cfg = ["dataset", "num_layers"]
         configs = [{"dataset": ds, "num_layers": int(L)} for ds in params.datasets for L in params.layer_counts]
         measure = lambda c: measure_redundancy(c["dataset"], c["num_layers"], graphs, params)  # noqa: E731
     elif name == "distributed":
-        cfg = ["dataset", "num_machines"]
-        configs = [{"dataset": ds, "num_machines": int(m)} for ds in params.datasets for m in params.machine_counts]
+        cfg = ["dataset", "num_machines", "core_budget"]
+        configs = [{"dataset": ds, "num_machines": int(m), "core_budget": b} for b in core_sets
+                   for ds in params.datasets for m in params.machine_counts]
+        # redundancy does not depend on the cores: counted in the runs of the largest budget only
+        top = max(core_sets) if core_sets else None
         measure = lambda c: measure_distributed(c["dataset"], c["num_machines"], sweep_configs(params),  # noqa: E731
-                                                graphs, params, redundancy_layers=params.layer_counts)
+                                                graphs, params, cores=core_sets[c["core_budget"]],
+                                                redundancy_layers=params.layer_counts if c["core_budget"] == top
+                                                else [])
     elif name == "footprint":
         cfg = ["preset", "scale", "model"]
         configs = [{"preset": params.footprint_preset, "scale": float(s), "model": m}
@@ -465,22 +526,40 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
                        oom_metric_columns=["seconds"] if name != "footprint" else ["footprint_bytes"])
 
 
+def core_plan(params) -> tuple[dict[int, tuple[int, ...]], list[str]]:
+    """The core set of each of ``params.core_budgets`` (the first N cores of this process) and
+    the notes of budgets skipped because this machine has fewer cores
+    (:func:`studylib.studies.recsys_memory_tiers.cores.core_sets`)."""
+    return cr.core_sets(params.core_budgets)
+
+
 def machine_dram_bytes() -> int:
     """This machine's physical memory (bytes)."""
 
     return int(psutil.virtual_memory().total)
 
 
+def _with_budget(df: pd.DataFrame) -> pd.DataFrame:
+    """Tables of runs before core budgets existed: budget = the recorded core count, else -1."""
+    if "core_budget" not in df:
+        df = df.assign(core_budget=df["core_count"] if "core_count" in df else -1)
+    if "cores" not in df:
+        df = df.assign(cores="")
+    return df
+
+
 def single_summary(single: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration (dataset, model, layers, dim) and region: the median seconds per step and
-    the epoch time (median step x steps per epoch); machines = 1."""
-    s = ok_rows(single)
+    """Per configuration (dataset, model, layers, dim, core budget) and region: the median seconds
+    per step and the epoch time (median step x steps per epoch); machines = 1; ``cores`` the core
+    ids the process was pinned to."""
+    s = _with_budget(ok_rows(single))
     s = s[s["kind"] == "step"]
-    keys = ["dataset", "model", "num_layers", "dim"]
+    keys = ["dataset", "model", "num_layers", "dim", "core_budget"]
     med = s.groupby(keys + ["region"], as_index=False).agg(seconds=("seconds", "median"),
                                                           q1=("seconds", lambda x: x.quantile(0.25)),
                                                           q3=("seconds", lambda x: x.quantile(0.75)),
-                                                          steps_per_epoch=("steps_per_epoch", "max"))
+                                                          steps_per_epoch=("steps_per_epoch", "max"),
+                                                          cores=("cores", "first"))
     med["num_machines"] = 1
     return med
 
@@ -489,16 +568,18 @@ def distributed_summary(dist: pd.DataFrame) -> pd.DataFrame:
     """Per configuration, machine count and region: per step the slowest trainer (max over ranks),
     then the median over steps; ``steps_per_epoch`` per trainer (each trainer runs its own share
     of the seed edges, in parallel)."""
-    d = ok_rows(dist)
+    d = _with_budget(ok_rows(dist))
     d = d[d["kind"] == "step"]
-    keys = ["dataset", "model", "num_layers", "dim", "num_machines"]
+    keys = ["dataset", "model", "num_layers", "dim", "num_machines", "core_budget"]
     per = d.groupby(keys + ["region", "step"], as_index=False).agg(seconds=("seconds", "max"),
-                                                                   steps_per_epoch=("steps_per_epoch", "max"))
+                                                                   steps_per_epoch=("steps_per_epoch", "max"),
+                                                                   cores=("cores", "first"))
     med = per.groupby(keys + ["region"], as_index=False).agg(seconds=("seconds", "median"),
                                                             q1=("seconds", lambda x: x.quantile(0.25)),
                                                             q3=("seconds", lambda x: x.quantile(0.75)),
-                                                            steps_per_epoch=("steps_per_epoch", "max"))
-    for k in ("num_layers", "dim", "num_machines"):
+                                                            steps_per_epoch=("steps_per_epoch", "max"),
+                                                            cores=("cores", "first"))
+    for k in ("num_layers", "dim", "num_machines", "core_budget"):
         med[k] = med[k].astype(int)
     return med
 
@@ -515,9 +596,12 @@ def epoch_table(single: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd.Da
     if not parts:
         return pd.DataFrame()
     m = pd.concat(parts, ignore_index=True)
-    keys = ["dataset", "model", "num_layers", "dim", "num_machines"]
+    m["core_budget"] = m["core_budget"].astype(int)
+    keys = ["dataset", "model", "num_layers", "dim", "num_machines", "core_budget"]
     tot = m[m["region"] == STEP_TOTAL].set_index(keys)
-    out = pd.DataFrame({"step_s": tot["seconds"], "steps_per_epoch": tot["steps_per_epoch"]})
+    out = pd.DataFrame({"step_s": tot["seconds"], "steps_per_epoch": tot["steps_per_epoch"],
+                        "cores": tot["cores"].fillna("").astype(str)})
+    out["core_count"] = [len([c for c in x.split(",") if c]) for x in out["cores"]]
     out["epoch_s"] = out["step_s"] * out["steps_per_epoch"]
     out["epoch_q1_s"] = tot["q1"] * tot["steps_per_epoch"]
     out["epoch_q3_s"] = tot["q3"] * tot["steps_per_epoch"]
@@ -528,13 +612,21 @@ def epoch_table(single: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd.Da
 
 
 def speedup_table(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration and machine count > 1: distributed epoch time / single-machine epoch time
-    (> 1: the single machine is faster by that factor)."""
-    keys = ["dataset", "model", "num_layers", "dim"]
-    one = epochs[epochs["num_machines"] == 1].set_index(keys)["epoch_s"].rename("single_epoch_s")
-    multi = epochs[epochs["num_machines"] > 1].join(one, on=keys)
+    """Per configuration, core budget and machine count > 1: distributed epoch time /
+    single-machine epoch time on the same core budget (> 1: the single machine is faster by that
+    factor), with the cores each side ran on (``single_cores``, ``cluster_cores``, their counts)
+    and ``equal_cores``: both sides were pinned to the same core ids."""
+    keys = ["dataset", "model", "num_layers", "dim", "core_budget"]
+    e = epochs if "core_budget" in epochs else epochs.assign(core_budget=-1, cores="", core_count=0)
+    one = e[e["num_machines"] == 1].set_index(keys)[["epoch_s", "cores", "core_count"]].rename(
+        columns={"epoch_s": "single_epoch_s", "cores": "single_cores", "core_count": "single_core_count"})
+    multi = e[e["num_machines"] > 1].rename(columns={"cores": "cluster_cores", "core_count": "cluster_core_count"})
+    multi = multi.join(one, on=keys)
     multi["single_machine_advantage"] = multi["epoch_s"] / multi["single_epoch_s"]
-    return multi[keys + ["num_machines", "epoch_s", "single_epoch_s", "single_machine_advantage"]]
+    multi["equal_cores"] = (multi["single_cores"].fillna("").astype(str) != "") & (
+        multi["single_cores"] == multi["cluster_cores"])
+    return multi[keys + ["num_machines", "epoch_s", "single_epoch_s", "single_machine_advantage", "single_cores",
+                         "single_core_count", "cluster_cores", "cluster_core_count", "equal_cores"]].reset_index(drop=True)
 
 
 def memory_summary(single: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd.DataFrame:
@@ -548,13 +640,15 @@ def memory_summary(single: pd.DataFrame | None, dist: pd.DataFrame | None) -> pd
         for _, r in m.iterrows():
             rows.append({"dataset": r["dataset"], "model": r["model"], "num_layers": int(r["num_layers"]),
                          "dim": int(r["dim"]), "num_machines": 1, "processes": 1,
+                         "core_budget": r.get("core_budget", -1),
                          "max_process_peak_bytes": r["peak_rss_bytes"], "total_peak_bytes": r["peak_rss_bytes"]})
     if dist is not None and not dist.empty and (dist["kind"] == "memory").any():
         d = ok_rows(dist)
         m = d[d["kind"] == "memory"]
-        for (ds, nm, pas), g in m.groupby(["dataset", "num_machines", "pass"]):
+        m = _with_budget(m)
+        for (ds, nm, cb, pas), g in m.groupby(["dataset", "num_machines", "core_budget", "pass"]):
             rows.append({"dataset": ds, "model": "(all, one run)", "num_layers": -1, "dim": -1,
-                         "num_machines": int(nm), "processes": len(g), "pass": pas,
+                         "num_machines": int(nm), "processes": len(g), "pass": pas, "core_budget": cb,
                          "max_process_peak_bytes": g["peak_rss_bytes"].max(),
                          "total_peak_bytes": g["peak_rss_bytes"].sum()})
     return pd.DataFrame(rows)
@@ -592,12 +686,14 @@ def tier_epoch_table(tiers: pd.DataFrame) -> pd.DataFrame:
     steps = t[(t["kind"] == "step") & (t["region"] == STEP_TOTAL)]
     keys = ["dataset", "model", "tier"]
     out = steps.groupby(keys).agg(step_s=("seconds", "median"), steps_per_epoch=("steps_per_epoch", "max"),
+                                  num_layers=("num_layers", "max"), dim=("dim", "max"),
                                   step_q1_s=("seconds", lambda x: x.quantile(0.25)),
                                   step_q3_s=("seconds", lambda x: x.quantile(0.75)))
     out["epoch_s"] = out["step_s"] * out["steps_per_epoch"]
     io = t[t["kind"] == "io"].groupby(keys)[["major_faults", "storage_read_bytes", "storage_write_bytes"]].median()
-    info = t[t["kind"] == "tier_info"].set_index(keys)[["tier_file_bytes", "cgroup_limit_bytes", "hit_rate",
-                                                        "resident_fraction"]]
+    info = t[t["kind"] == "tier_info"].set_index(keys)
+    info = info[[c for c in ("tier_file_bytes", "cgroup_limit_bytes", "cgroup_anon_bytes", "hit_rate",
+                             "resident_fraction") if c in info]]
     out = out.join(io).join(info).reset_index()
     dram = out[out["tier"] == "dram"].set_index(["dataset", "model"])["step_s"].rename("dram_step_s")
     out = out.join(dram, on=["dataset", "model"])
@@ -611,13 +707,17 @@ def tier_epoch_table(tiers: pd.DataFrame) -> pd.DataFrame:
 
 
 def tier_bandwidth_table(tiers: pd.DataFrame) -> pd.DataFrame:
-    """Median bandwidth (bytes/s) and IQR per tier and kernel (read, write, copy, gather)."""
+    """Median bandwidth (bytes/s) and IQR per tier and kernel (read, write, copy, gather), and the
+    least ``latency_s`` of the pointer-chase blocks (kernel ``latency``; NaN for the others)."""
     t = ok_rows(tiers)
     b = t[t["kind"] == "bandwidth"]
     if b.empty:
         return pd.DataFrame()
-    g = b.groupby(["tier", "kernel"])["bytes_per_s"]
-    return pd.DataFrame({"bytes_per_s": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75),
+    if "latency_s" not in b:
+        b = b.assign(latency_s=float("nan"))
+    g = b.groupby(["tier", "kernel"])
+    return pd.DataFrame({"bytes_per_s": g["bytes_per_s"].median(), "q1": g["bytes_per_s"].quantile(0.25),
+                         "q3": g["bytes_per_s"].quantile(0.75), "latency_s": g["latency_s"].min(),
                          "blocks": g.size()}).reset_index()
 
 

@@ -724,6 +724,76 @@ def measure_tier_bandwidth(a: torch.Tensor, b: torch.Tensor, dim: int, idx: torc
     return rows
 
 
+def tier_chain(tier: str, nbytes: int, workdir: Path | str, seed: int = 0) -> torch.Tensor:
+    """An int64 array of ``nbytes // 8`` entries in ``tier`` holding one random cycle through all
+    its entries (Sattolo's algorithm): following ``i = chain[i]`` visits every entry once, each
+    step a random location, each load depending on the previous one (a pointer chase). File-backed
+    tiers get a shared mapping of ``workdir/chain.i64``, written and evicted first. Raises
+    ``ValueError`` for ``hot_cold`` (no arrays of its own)."""
+    n = max(2, nbytes // 8)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    chain = np.empty(n, dtype=np.int64)
+    chain[perm] = np.roll(perm, -1)  # one cycle: perm[k] -> perm[k + 1]
+    if tier in ("dram", "numa_remote"):
+        return torch.from_numpy(chain)
+    if tier in ("mmap_cached", "mmap_cgroup"):
+        path = Path(workdir) / "chain.i64"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            chain.tofile(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        drop_file_cache(path)
+        return torch.from_file(str(path), shared=True, size=n, dtype=torch.int64)
+    raise ValueError(f"tier {tier!r} has no arrays of its own")
+
+
+def _chase(mv, start: int, steps: int) -> int:
+    i = start
+    for _ in range(steps):
+        i = mv[i]
+    return i
+
+
+def measure_tier_latency(chain: torch.Tensor, *, rounds: int = 2, min_run_time: float = 0.05,
+                         seed: int = 0) -> list[dict]:
+    """Latency of one dependent random load from the memory holding ``chain`` (see
+    :func:`tier_chain`), by a pointer chase: ``steps`` loads ``i = chain[i]`` in a Python loop, minus
+    the same loop over a 512-entry chain that stays in the L1 cache (the interpreter's own cost per
+    step), divided by ``steps``. The chase starts at a random entry each block; ``steps`` is sized so
+    that a block takes about ``min_run_time`` seconds (64 to 10^6 steps).
+
+    Returns rows ``{kernel: "latency", round, block, seconds, latency_s, accesses, baseline_s,
+    array_bytes}`` (``rounds`` blocks). The load of a file-backed tier includes its page faults.
+    Source of the method: the lmbench ``lat_mem_rd`` pointer chase (McVoy and Staelin, USENIX 1996).
+    """
+    mv = memoryview(chain.numpy())
+    small = np.empty(512, dtype=np.int64)
+    perm = np.random.default_rng(seed).permutation(512)
+    small[perm] = np.roll(perm, -1)
+    smv = memoryview(small)
+    rng = np.random.default_rng(seed + 1)
+    n = len(chain)
+    t0 = time.perf_counter()
+    _chase(mv, int(rng.integers(n)), 64)
+    per = max((time.perf_counter() - t0) / 64, 1e-8)
+    steps = int(min(10**6, max(64, min_run_time / per)))
+    rows = []
+    for r in range(rounds):
+        start = int(rng.integers(n))
+        t0 = time.perf_counter()
+        _chase(mv, start, steps)
+        t_big = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _chase(smv, 0, steps)
+        t_small = time.perf_counter() - t0
+        rows.append({"kernel": "latency", "round": r, "block": 0, "seconds": t_big,
+                     "latency_s": max(t_big - t_small, 0.0) / steps, "accesses": steps, "baseline_s": t_small,
+                     "array_bytes": n * 8, "bytes": float("nan"), "bytes_per_s": float("nan")})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # The worker process
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,14 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
     machine_counts: list[PositiveInt] = Field([2, 4], description="DistDGL machines of the one-host cluster; [] = skip")
     network: str = Field("loopback", description="network model of the emulated cluster (netem preset)")
     cluster_timeout_s: float = Field(600, gt=0, description="limit of one cluster run (s)")
+    core_budgets: list[PositiveInt] = Field([1, 2], min_length=1,
+                                            description="cores shared by the single machine and by the whole emulated "
+                                                        "cluster (each run pinned to the first N cores); budgets above "
+                                                        "this machine's cores are skipped")
+    server_dram_gib: float = Field(192.0, gt=0, description="DRAM of the server the footprint finding is held against "
+                                                            "(GiB; default: a two-socket Optane server)")
+    optane_device: str = Field("Optane DC PMM, 6 interleaved modules",
+                               description="published Optane figures the tier model predicts for (pmem_model.PUBLISHED)")
     tiers: list[Literal["dram", "mmap_cached", "mmap_cgroup", "hot_cold", "numa_remote"]] = Field(
         ["dram", "mmap_cached", "mmap_cgroup", "hot_cold", "numa_remote"], description="memory tiers; [] = skip")
     tier_datasets: list[str] = Field(["movielens-100k"], min_length=1, description="graphs of the tier runs")
@@ -69,6 +77,15 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
     def _fanout(cls, v: int) -> int:
         if v == 0 or v < -1:
             raise ValueError(f"fanout must be > 0 or -1 (all neighbours) (got {v})")
+        return v
+
+    @field_validator("optane_device")
+    @classmethod
+    def _optane(cls, v: str) -> str:
+        from studylib.studies.recsys_memory_tiers.pmem_model import PUBLISHED
+
+        if v not in set(PUBLISHED["device"]):
+            raise ValueError(f"unknown optane_device {v!r}; choose from {list(PUBLISHED['device'])}")
         return v
 
     @field_validator("network")

@@ -100,19 +100,26 @@ def tier_worker(job: dict, cg, out) -> None:
         # the arrays' files are written and evicted before the process joins the cgroup, so that
         # nothing but the measurement's own page faults is charged to it
         a, b = mt.tier_arrays(tier, nbytes, tdir)
+        chain = mt.tier_chain(tier, nbytes, tdir, seed=job["seed"])
         if tier in mt.CGROUP_TIERS:
             mt.advise(a, job["advice"])
             mt.advise(b, job["advice"])
+            mt.advise(chain, job["advice"])
         with in_cgroup(tier):
             if tier in mt.CGROUP_TIERS:
-                cg.set_limit_at_least(margin + int(job["cache_fraction"] * 2 * nbytes))
+                cg.set_limit_at_least(margin + int(job["cache_fraction"] * 3 * nbytes))
             for r in mt.measure_tier_bandwidth(a, b, d, idx, gathered, threads=job["threads"],
                                                rounds=job["bandwidth_rounds"],
                                                min_run_time=job["bandwidth_min_run_time"]):
                 rows.append({"kind": "bandwidth", "tier": tier, **r})
-            del a, b
-        for f in tdir.glob("*.f32"):
-            f.unlink()
+            # the pointer chase: one dependent load at a time, the tier's latency
+            for r in mt.measure_tier_latency(chain, rounds=job["bandwidth_rounds"],
+                                             min_run_time=job["bandwidth_min_run_time"], seed=job["seed"]):
+                rows.append({"kind": "bandwidth", "tier": tier, "threads": 1, **r})
+            del a, b, chain
+        for pattern in ("*.f32", "*.i64"):
+            for f in tdir.glob(pattern):
+                f.unlink()
         out.done(unit, rows)
 
     # ---- training steps per configuration and tier

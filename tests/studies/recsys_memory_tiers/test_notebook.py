@@ -26,14 +26,15 @@ PROJECT = Path(__file__).resolve().parents[3]
 TABLE_COLUMNS = {
     "accuracy": {"dataset", "model", "epoch", "loss", "recall", "ndcg", "popularity_recall", "run_id"},
     "single_machine": {"dataset", "model", "num_layers", "dim", "kind", "region", "step", "seconds",
-                       "steps_per_epoch", "num_threads", "device"},
+                       "steps_per_epoch", "num_threads", "device", "core_budget", "cores", "core_count"},
     "redundancy": {"dataset", "num_layers", "layer", "node_redundancy", "edge_redundancy", "sum_nodes",
                    "distinct_nodes", "full_graph_edges_per_epoch"},
     "tiers": {"tier", "kind", "status", "dataset", "model"},
     "tier_status": {"tier", "available", "reason", "label"},
     "footprint": {"preset", "scale", "model", "num_train", "footprint_bytes", "predicted_bytes"},
 }
-FIGURES = ["epoch_time", "time_breakdown", "redundancy", "tier_slowdown", "tier_kernels", "memory_footprint"]
+FIGURES = ["epoch_time", "time_breakdown", "redundancy", "tier_slowdown", "tier_kernels", "memory_footprint",
+           "tier_model"]
 
 
 def _stale_cluster_names() -> list[str]:
@@ -65,6 +66,9 @@ def test_smoke_profile_end_to_end(output_dirs, monkeypatch):
         assert columns <= set(df.columns), (name, columns - set(df.columns))
     single = pd.read_parquet(out / "single_machine.parquet")
     assert {"sampling", "fetch", "forward", "backward", "update", "step_total"} <= set(single["region"])
+    # the smoke profile's one core budget: the single machine pinned to the first core, one thread
+    assert set(single["core_budget"]) == {1} and set(single["cores"]) == {str(min(os.sched_getaffinity(0)))}
+    assert set(single["num_threads"]) == {1}
     assert (single.loc[single["kind"] == "step", "seconds"] >= 0).all()
     red = pd.read_parquet(out / "redundancy.parquet")
     assert (red["node_redundancy"] >= 1).all() and (red["edge_redundancy"] >= 1).all()
@@ -77,15 +81,24 @@ def test_smoke_profile_end_to_end(output_dirs, monkeypatch):
             assert row["reason"], tier  # a skipped tier says why
     info = tiers[tiers["kind"] == "tier_info"].set_index("tier")
     assert not info.loc["dram", "file_backed"] and info.loc["mmap_cgroup", "file_backed"]
+    # the pointer chase gives each tier with arrays a latency
+    lat = tiers[(tiers["kind"] == "bandwidth") & (tiers["kernel"] == "latency")]
+    assert {"dram", "mmap_cgroup"} <= set(lat["tier"]) and (lat["latency_s"] >= 0).all()
     findings = json.loads((out / "findings.json").read_text())
-    assert len(findings["findings"]) == 5
-    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured"} for f in findings["findings"])
+    from studylib.studies.recsys_memory_tiers.findings import FINDINGS
+
+    assert [f["id"] for f in findings["findings"]] == [f.id for f in FINDINGS]
+    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured", "not testable here"}
+               for f in findings["findings"])
     from studylib.studies.recsys_memory_tiers.measure import distributed_available
 
     if distributed_available()[0]:
         dist = pd.read_parquet(out / "distributed.parquet")
         assert set(dist["num_machines"]) == {2}
         assert {"step", "memory", "redundancy_merged"} <= set(dist["kind"])
+        # the whole cluster ran on the single machine's core set
+        steps = dist[dist["kind"] == "step"]
+        assert set(steps["cores"]) == set(single["cores"]) and set(steps["core_budget"]) == {1}
     else:
         assert findings["distributed_note"]
     figs = output_dirs / "figures" / NB

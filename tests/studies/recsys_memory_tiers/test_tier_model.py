@@ -169,7 +169,6 @@ def test_too_large_configurations_are_refused_before_any_work(monkeypatch):
 
 def test_a_paged_tier_pays_a_fault_per_uncached_page():
     t = pm.step_traffic("lightgcn", 4096, 100_000, 64, 64)  # a 1 MiB table: 256 pages
-    dram = pm.TierFigures("dram", 100e-9, 20e9, 15e9)
     cold = pm.TierFigures("file", 50e-6, 20e9, 15e9, outstanding=1, page_bytes=4096, cached_share=0.0)
     warm = pm.TierFigures("file", 50e-6, 20e9, 15e9, outstanding=1, page_bytes=4096, cached_share=1.0)
     spmm = t["kernel_class"] == timing.SPMM

@@ -746,3 +746,20 @@ def paper_comparison(summary: pd.DataFrame, params) -> pd.DataFrame:
                      "sampling_copy_s": np.nan, "note": "this profile does not run the logged setting "
                                                         "(the paper profile does)"})
     return pd.DataFrame(rows)
+
+
+#: Config columns of the ``replay`` table.
+REPLAY_KEY = [*RUN_KEY, "rank", "seed_order", "policy", "alpha", "delta"]
+
+
+def run_replay(params) -> pd.DataFrame:
+    """The ``replay`` table (``results/02-distributed-caching/replay``): :func:`replay_table` of the
+    sweeps run's recorded access sequences, computed once per parameter set and machine (resumed
+    like every table). Empty when no sequence was recorded (standalone mode, refused runs)."""
+    table = ResultTable(NOTEBOOK, "replay", REPLAY_KEY, params.model_dump())
+    if table.frame().empty:
+        fresh = replay_table(params)
+        if not fresh.empty:
+            fresh["status"] = "ok"
+            table.add(fresh.to_dict("records"))
+    return table.frame()

@@ -76,8 +76,8 @@ def replay(halo_ids, in_degrees, batches: Sequence, policy: str, *, fraction: fl
     ``miss_counts`` (each halo node's miss count, ascending halo id; -1 for a node in
     MassiveGNN's buffer; ``None`` for policies without one).
 
-    Raises ``ValueError`` for an unknown policy, bad parameters, or ``in_degrees`` /
-    ``hot_counts`` of the wrong length.
+    Runs on one thread (the caller's thread count is restored). Raises ``ValueError`` for an
+    unknown policy, bad parameters, or ``in_degrees`` / ``hot_counts`` of the wrong length.
     """
     if policy not in REPLAY_POLICIES:
         raise ValueError(f"unknown replay policy {policy!r}; choose one of {', '.join(REPLAY_POLICIES)}")
@@ -101,11 +101,22 @@ def replay(halo_ids, in_degrees, batches: Sequence, policy: str, *, fraction: fl
     else:
         hot = None
 
-    def pull(ids: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((ids.numel(), 0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small tensor operations: more threads only add overhead
+    try:
+        return _replay(halo, deg, hot, batches, policy, fraction, alpha, delta)
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _pull_nothing(ids: torch.Tensor) -> torch.Tensor:
+    """Features of width 0: the replay moves no data."""
+    return torch.zeros((ids.numel(), 0))
+
+
+def _replay(halo, deg, hot, batches, policy, fraction, alpha, delta) -> pd.DataFrame:
     name = "massivegnn" if policy == "massivegnn-noevict" else policy
-    cache, _ = make_cache(name, halo, pull, 0, fraction=fraction, alpha=alpha, delta=delta,
+    cache, _ = make_cache(name, halo, _pull_nothing, 0, fraction=fraction, alpha=alpha, delta=delta,
                           eviction=policy != "massivegnn-noevict", degrees=deg, hot_counts=hot)
     rows = []
     scored = hasattr(cache, "score")

@@ -10,7 +10,8 @@ cluster and used with DistDGL's ``DistTensor`` (``pull = lambda ids: g.ndata["fe
 Candidates are a partition's **halo nodes** (remote 1-hop neighbours of its own nodes; see
 :mod:`studylib.distributed.partition`); remote input nodes outside the halo (2-hop and beyond) are
 always pulled and counted separately. The memory budget is ``capacity = ceil(fraction * H)``
-slots for ``H`` halo nodes (:func:`capacity_for`).
+slots for ``H`` halo nodes: ``capacity = floor(fraction * H)`` (:func:`capacity_for`, as the
+authors' ``int(len(halo) * fraction)``), the same budget for every policy.
 
 Policies (:func:`make_cache`):
 
@@ -18,29 +19,42 @@ Policies (:func:`make_cache`):
     plain DistDGL: every remote row is pulled.
 ``massivegnn`` (:class:`MassiveGNNCache`)
     the prefetch-and-eviction scheme of Sarkar, Ghosh, Tallent and Jannesari (*MassiveGNN*, IEEE
-    CLUSTER 2024, arXiv 2410.22697, Sec. III), written here from its description. The buffer
-    starts with the highest-degree halo nodes (one bulk pull). Per mini-batch: cached rows come
-    from the buffer, misses are pulled; every slot's eviction score is multiplied by
-    ``(1 - alpha)`` when the slot is not used in the mini-batch and increased by 1 when it is (a
-    decayed use count; a slot starts at 1); every halo node missed gets its miss count increased
-    by 1. Every ``delta`` mini-batches, the slots whose score fell below ``(1 - alpha) ** delta``
-    are refilled with the most-missed halo nodes (ties: lower halo index first; the slots with the
-    lowest scores go first, ties: lower slot first), fetched in the same pull as the mini-batch's
-    misses; an admitted node's miss count restarts at 0 and its score at 1. ``eviction=False``
-    keeps the initial buffer (prefetch only).
+    CLUSTER 2024, arXiv 2410.22697, Sec. III), following the authors' code (pnnl/MassiveGNN,
+    ``massivegnn/prefetch/prefetch.py`` and ``lookup.py``; written here from what it does):
 
-    Why "+1 when used": a slot whose score were reset to 1 on use would fall below the threshold
-    exactly when unused for more than ``delta`` mini-batches, whatever ``alpha``; with a decayed
-    use count, ``alpha`` sets how long past use protects a slot. "Fell below" is tested with a
-    relative tolerance of 1e-9, so that a fresh slot unused for exactly ``delta`` mini-batches
-    (score ``(1 - alpha) ** delta`` up to rounding) stays.
+    * the buffer holds the ``capacity`` halo nodes of highest in-degree (ties: lower node id
+      first), loaded in one bulk pull; every slot's eviction score starts at 1.0; scores are
+      float32, as the authors keep them;
+    * every mini-batch every slot's score is multiplied by ``d = float32(1 - alpha)`` and a slot
+      hit in this mini-batch is divided by ``d`` again (a hit leaves the score unchanged, up to
+      float32 rounding; it does not add to it);
+    * every halo node has a float32 miss count, +1 for every mini-batch in which it was needed and
+      not in the buffer; nodes in the buffer hold -1;
+    * every ``delta``-th mini-batch (the counter runs across epochs) is an eviction round: the
+      candidates are the slots whose score is strictly below ``round((1 - alpha) ** delta, 3)``
+      (compared in float32; the rounding makes the threshold 0, so eviction is off, when
+      ``(1 - alpha) ** delta < 0.0005``), taken in buffer order (the buffer is kept sorted by node
+      id); the replacements are the halo nodes with a miss count > 0, most missed first (ties:
+      lower node id first); ``min(candidates, replacements)`` slots are replaced; an evicted node's
+      miss count becomes its eviction score at eviction, an admitted node's score becomes its miss
+      count (a node missed 7 times starts at 7.0); the replacements' features are pulled in the
+      same pull as the mini-batch's misses. An eviction round that finds candidates does not count
+      its mini-batch's misses (the authors update the miss counts only in the other mini-batches);
+    * ``eviction=False`` keeps the initial buffer (the authors' prefetch without eviction).
+``decayed-use`` (:class:`DecayedUseCache`)
+    an ablation, this module's earlier rule: a hit adds 1 to the slot's score (a decayed use
+    count), fresh slots start at 1, the threshold ``(1 - alpha) ** delta`` is not rounded, and the
+    lowest scores are evicted first.
 ``static`` (:class:`StaticCache`)
     classical static cache: the hottest halo nodes by access count over one pre-sampled epoch
     (``hot_counts``), loaded once, never changed (as in PaGraph, Lin et al., SoCC 2020, and
     GNNLab's pre-sampling, Yang et al., EuroSys 2022).
 ``lru`` (:class:`LRUCache`)
-    least recently used: starts like ``massivegnn`` (highest degree first); each missed halo node
-    is admitted into the slot used longest ago, never into a slot used by the same mini-batch.
+    least recently used: starts like ``massivegnn`` (highest in-degree first); each missed halo
+    node is admitted into the slot used longest ago, never into a slot used by the same mini-batch.
+
+The same classes serve the cluster trainer (with a real pull) and the offline replay
+(:mod:`studylib.studies.distributed_caching.replay`, with features of width 0).
 
 Every :meth:`FeatureCache.fetch` returns exactly what ``pull(ids)`` would (a test checks it for
 every policy) and leaves its counters and timings in :attr:`FeatureCache.last`.
@@ -48,20 +62,30 @@ every policy) and leaves its counters and timings in :attr:`FeatureCache.last`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["POLICIES", "CacheStats", "FeatureCache", "LRUCache", "MassiveGNNCache", "NoCache", "StaticCache",
-           "capacity_for", "check_cache_params", "make_cache"]
+__all__ = ["POLICIES", "POLICY_DESCRIPTIONS", "CacheStats", "DecayedUseCache", "FeatureCache", "LRUCache",
+           "MassiveGNNCache", "NoCache", "StaticCache", "capacity_for", "check_cache_params", "degree_order",
+           "make_cache", "massivegnn_threshold"]
 
 #: Policy names accepted by :func:`make_cache`.
-POLICIES = ("none", "massivegnn", "static", "lru")
-#: Relative tolerance of the "score fell below the threshold" test (see the module docstring).
-THRESHOLD_RTOL = 1e-9
+POLICIES = ("none", "massivegnn", "static", "lru", "decayed-use")
+#: One line per policy (tables and the notebook).
+POLICY_DESCRIPTIONS = {
+    "none": "plain DistDGL: every remote row pulled",
+    "massivegnn": "MassiveGNN (published rule): degree-filled buffer, float32 scores decayed by 1-alpha, hits "
+                  "restored, every delta-th mini-batch slots below round((1-alpha)^delta, 3) replaced by the most "
+                  "missed halo nodes",
+    "static": "the hottest halo nodes of a pre-sampled epoch, never changed",
+    "lru": "least recently used slot replaced by each missed halo node",
+    "decayed-use": "ablation: +1 per hit, x(1-alpha) when unused, fresh slots at 1, threshold (1-alpha)^delta "
+                   "not rounded, lowest scores evicted first",
+}
 
 Pull = Callable[[torch.Tensor], torch.Tensor]
 
@@ -80,10 +104,25 @@ def check_cache_params(fraction: float | None = None, alpha: float | None = None
 
 
 def capacity_for(num_halo: int, fraction: float) -> int:
-    """Buffer slots for ``num_halo`` halo nodes: ``ceil(fraction * num_halo)`` (0 without halo).
-    Raises ``ValueError`` for a fraction outside (0, 1]."""
+    """Buffer slots for ``num_halo`` halo nodes: ``floor(fraction * num_halo)`` (the authors'
+    ``int(len(halo_nodes) * fraction)``; 0 without halo). Raises ``ValueError`` for a fraction
+    outside (0, 1]."""
     check_cache_params(fraction=fraction)
-    return int(math.ceil(float(fraction) * int(num_halo) - 1e-9)) if num_halo > 0 else 0
+    return int(float(fraction) * int(num_halo)) if num_halo > 0 else 0
+
+
+def massivegnn_threshold(alpha: float, delta: int) -> float:
+    """MassiveGNN's eviction threshold ``round((1 - alpha) ** delta, 3)`` (Python's round, float64;
+    the authors' ``Prefetch.__init__``). 0.0, which switches eviction off (no float32 score is
+    below 0), when ``(1 - alpha) ** delta < 0.0005``. Raises ``ValueError`` for bad parameters."""
+    check_cache_params(alpha=alpha, delta=delta)
+    return round((1.0 - float(alpha)) ** int(delta), 3)
+
+
+def degree_order(degrees: torch.Tensor) -> torch.Tensor:
+    """Halo indices by in-degree, highest first, ties by lower halo index (= lower node id, the
+    halo ids being sorted): int64 ``[H]`` for ``degrees`` ``[H]``."""
+    return torch.sort(-degrees.to(torch.int64), stable=True).indices
 
 
 @dataclass
@@ -299,11 +338,17 @@ class StaticCache(FeatureCache):
 
 
 class MassiveGNNCache(FeatureCache):
-    """The MassiveGNN prefetch-and-eviction buffer (see the module docstring).
+    """The MassiveGNN prefetch-and-eviction buffer, the published rule (see the module docstring).
 
     Extra args: ``alpha`` in (0, 1), ``delta`` >= 1 (mini-batches between eviction rounds),
-    ``eviction`` (False = the initial buffer is kept). Attributes: :attr:`score` (float64 ``[S]``),
-    :attr:`misses` (int64 ``[H]``), :attr:`threshold` = ``(1 - alpha) ** delta``.
+    ``eviction`` (False = the initial buffer is kept). Attributes: :attr:`score` (float32 ``[S]``,
+    each slot's eviction score), :attr:`misses` (float32 ``[H]``, each halo node's miss count, -1
+    while it is in the buffer), :attr:`threshold` (float32 ``round((1 - alpha) ** delta, 3)``),
+    :attr:`decay` (float32 ``1 - alpha``).
+
+    Source: Sarkar et al., MassiveGNN (IEEE CLUSTER 2024, Sec. III) and the authors' code
+    (pnnl/MassiveGNN: ``massivegnn/prefetch/prefetch.py``, ``Prefetch.prefetch_with_eviction``,
+    ``replace_eviction_candidates``; ``massivegnn/prefetch/lookup.py``, ``lookup``).
     """
 
     name = "massivegnn"
@@ -313,15 +358,88 @@ class MassiveGNNCache(FeatureCache):
         check_cache_params(alpha=alpha, delta=delta)
         super().__init__(halo_ids, capacity, pull, feature_dim, dtype)
         self.alpha, self.delta, self.eviction = float(alpha), int(delta), bool(eviction)
+        self.decay = np.float32(1.0 - self.alpha)
+        self.threshold = np.float32(massivegnn_threshold(self.alpha, self.delta))
+        self.score = torch.zeros(self.S, dtype=torch.float32)
+        self.misses = torch.zeros(self.H, dtype=torch.float32)
+        self._missed = torch.empty(0, dtype=torch.int64)
+        self._evicted = torch.empty(0, dtype=torch.int64)
+
+    def warm_by_degree(self, degrees: torch.Tensor) -> CacheStats:
+        """Load the ``capacity`` halo nodes of highest in-degree (``degrees``: ``[H]`` in halo
+        index order, i.e. ascending node id; ties: lower node id first) in one bulk pull."""
+        return self.warm(degree_order(degrees))
+
+    def _after_warm(self, slots: torch.Tensor) -> None:
+        self.score[slots] = 1.0
+        self.misses[self.slot_node[slots]] = -1.0
+
+    def _record_use(self, hit_slots: torch.Tensor, missed_halo: torch.Tensor) -> None:
+        if self.S:
+            d = torch.tensor(self.decay, dtype=torch.float32)
+            self.score *= d                                   # every slot decays (float32) ...
+            self.score[hit_slots] = self.score[hit_slots] / d  # ... and a hit slot is restored
+        self._missed = missed_halo
+
+    def _count_misses(self) -> None:
+        missed, self._missed = self._missed, torch.empty(0, dtype=torch.int64)
+        if missed.numel():
+            self.misses[missed] += 1.0
+
+    def _choose_replacements(self) -> tuple[torch.Tensor, torch.Tensor]:
+        empty = torch.empty(0, dtype=torch.int64)
+        if not self.eviction:
+            self._missed = empty  # the authors' prefetch without eviction keeps no miss counts
+            return empty, empty
+        if not (self.S and self.step % self.delta == 0):
+            self._count_misses()
+            return empty, empty
+        below = self.score < torch.tensor(self.threshold, dtype=torch.float32)
+        if not bool(below.any()):
+            self._count_misses()  # an eviction round without candidates counts its misses
+            return empty, empty
+        self._missed = empty  # a round with candidates does not count this mini-batch's misses
+        # candidates in buffer order: the authors keep the buffer sorted by node id (= halo index)
+        cand = torch.nonzero(below).flatten()
+        cand = cand[torch.argsort(self.slot_node[cand])]
+        repl = torch.nonzero(self.misses > 0).flatten()  # in halo index order = ascending node id
+        repl = repl[torch.sort(-self.misses[repl], stable=True).indices]
+        k = min(int(cand.numel()), int(repl.numel()))
+        return cand[:k], repl[:k]
+
+    def _admit(self, victims: torch.Tensor, newcomers: torch.Tensor, rows: torch.Tensor) -> None:
+        self._evicted = self.slot_node[victims].clone()
+        super()._admit(victims, newcomers, rows)
+
+    def _after_admit(self, victims: torch.Tensor, newcomers: torch.Tensor) -> None:
+        self.misses[self._evicted] = self.score[victims]  # an evicted node's miss count := its score
+        self.score[victims] = self.misses[newcomers]      # an admitted node's score := its miss count
+        self.misses[newcomers] = -1.0
+
+
+class DecayedUseCache(FeatureCache):
+    """Ablation ``decayed-use`` (this module's earlier reading of the paper, not the published
+    rule): a slot's score is multiplied by ``(1 - alpha)`` when unused and increased by 1 when used
+    (float64; a fresh slot starts at 1); every ``delta`` mini-batches the slots whose score fell
+    below ``(1 - alpha) ** delta`` (not rounded; relative tolerance 1e-9) are refilled with the
+    most-missed halo nodes, lowest scores first (ties: lower slot), most missed first (ties: lower
+    node id); an admitted node's miss count restarts at 0 and its score at 1."""
+
+    name = "decayed-use"
+    RTOL = 1e-9
+
+    def __init__(self, halo_ids: torch.Tensor, capacity: int, pull: Pull, feature_dim: int, *, alpha: float,
+                 delta: int, dtype: torch.dtype = torch.float32):
+        check_cache_params(alpha=alpha, delta=delta)
+        super().__init__(halo_ids, capacity, pull, feature_dim, dtype)
+        self.alpha, self.delta = float(alpha), int(delta)
         self.threshold = (1.0 - self.alpha) ** self.delta
         self.score = torch.zeros(self.S, dtype=torch.float64)
         self.misses = torch.zeros(self.H, dtype=torch.int64)
 
     def warm_by_degree(self, degrees: torch.Tensor) -> CacheStats:
-        """Load the ``capacity`` highest-degree halo nodes (``degrees``: ``[H]`` in halo index
-        order; ties: lower index first) in one bulk pull."""
-        order = torch.sort(-degrees.to(torch.int64), stable=True).indices
-        return self.warm(order)
+        """Load the ``capacity`` halo nodes of highest in-degree (as :class:`MassiveGNNCache`)."""
+        return self.warm(degree_order(degrees))
 
     def _after_warm(self, slots: torch.Tensor) -> None:
         self.score[slots] = 1.0
@@ -336,9 +454,9 @@ class MassiveGNNCache(FeatureCache):
 
     def _choose_replacements(self) -> tuple[torch.Tensor, torch.Tensor]:
         empty = torch.empty(0, dtype=torch.int64)
-        if not (self.eviction and self.S and self.step % self.delta == 0):
+        if not (self.S and self.step % self.delta == 0):
             return empty, empty
-        evictable = torch.nonzero(self.score < self.threshold * (1.0 - THRESHOLD_RTOL)).flatten()
+        evictable = torch.nonzero(self.score < self.threshold * (1.0 - self.RTOL)).flatten()
         candidates = torch.nonzero(self.misses > 0).flatten()
         k = min(int(evictable.numel()), int(candidates.numel()))
         if k == 0:
@@ -366,8 +484,7 @@ class LRUCache(FeatureCache):
 
     def warm_by_degree(self, degrees: torch.Tensor) -> CacheStats:
         """Load the ``capacity`` highest-degree halo nodes (as :class:`MassiveGNNCache`)."""
-        order = torch.sort(-degrees.to(torch.int64), stable=True).indices
-        return self.warm(order)
+        return self.warm(degree_order(degrees))
 
     def _after_warm(self, slots: torch.Tensor) -> None:
         self.last_used[slots] = 0
@@ -399,10 +516,11 @@ def make_cache(policy: str, halo_ids: torch.Tensor, pull: Pull, feature_dim: int
     """Build and warm the cache of ``policy`` (see :data:`POLICIES`).
 
     Args:
-        policy: ``none``, ``massivegnn``, ``static`` or ``lru``.
+        policy: ``none``, ``massivegnn``, ``static``, ``lru`` or ``decayed-use`` (the ablation).
         halo_ids, pull, feature_dim, dtype: see :class:`FeatureCache`.
         fraction: buffer size as a fraction of the halo nodes, in (0, 1].
-        alpha, delta, eviction: :class:`MassiveGNNCache` parameters.
+        alpha, delta, eviction: :class:`MassiveGNNCache` parameters (alpha and delta also of
+            :class:`DecayedUseCache`).
         degrees: ``[H]`` degree of each halo node (halo index order; ``massivegnn`` and ``lru``).
         hot_counts: ``[H]`` accesses over a pre-sampled epoch (``static``).
 
@@ -413,7 +531,8 @@ def make_cache(policy: str, halo_ids: torch.Tensor, pull: Pull, feature_dim: int
         raise ValueError(f"unknown cache policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if policy == "none":
         return NoCache(halo_ids, pull, feature_dim, dtype), CacheStats()
-    check_cache_params(fraction, alpha if policy == "massivegnn" else None, delta if policy == "massivegnn" else None)
+    scored = policy in ("massivegnn", "decayed-use")
+    check_cache_params(fraction, alpha if scored else None, delta if scored else None)
     n_halo = int(torch.unique(halo_ids).numel())
     cap = capacity_for(n_halo, fraction)
     if policy == "static":
@@ -426,6 +545,8 @@ def make_cache(policy: str, halo_ids: torch.Tensor, pull: Pull, feature_dim: int
     if policy == "massivegnn":
         cache = MassiveGNNCache(halo_ids, cap, pull, feature_dim, alpha=alpha, delta=delta, eviction=eviction,
                                 dtype=dtype)
+    elif policy == "decayed-use":
+        cache = DecayedUseCache(halo_ids, cap, pull, feature_dim, alpha=alpha, delta=delta, dtype=dtype)
     else:
         cache = LRUCache(halo_ids, cap, pull, feature_dim, dtype)
     return cache, cache.warm_by_degree(degrees)

@@ -99,37 +99,47 @@ def plot_fraction(epochs: pd.DataFrame, params):
     return fig
 
 
-def plot_sensitivity(epochs: pd.DataFrame, params):
-    """Heat map of the speedup over plain DistDGL (median over epochs) for every (alpha, delta) of
-    the sweep, the hit rate written under each value."""
+def plot_sensitivity(replay: pd.DataFrame, params):
+    """Heat maps of MassiveGNN's hit rate (halo accesses) for every (alpha, delta) of the grid,
+    from the offline replay of the access sequences recorded in the sweeps run (mean over
+    trainers), one panel per seed order; each cell also gives the nodes admitted by eviction per
+    epoch, the title the buffer without eviction."""
 
-    s = _sweep_rows(speedup_summary(epochs, params.warmup_epochs), params)
-    if not s.empty:
-        s = s[(s["policy"] == "massivegnn") & np.isclose(s["fraction"], params.prefetch_fraction)
-              & (s["eviction"].astype(bool))]
+    r = replay if replay is not None else pd.DataFrame()
+    orders = sorted(r["seed_order"].unique()) if not r.empty else []
     alphas, deltas = sorted(set(params.alpha_sweep)), sorted(set(params.delta_sweep))
-    grid = np.full((len(alphas), len(deltas)), np.nan)
-    hits = np.full_like(grid, np.nan)
-    for i, a in enumerate(alphas):
-        for j, dl in enumerate(deltas):
-            r = s[np.isclose(s["alpha"], a) & (s["delta"] == dl)]
-            if not r.empty:
-                grid[i, j] = r["speedup_median"].iloc[0]
-                hits[i, j] = r["hit_rate"].iloc[0]
-    fig, ax = plt.subplots(figsize=(1.4 * len(deltas) + 3, 0.9 * len(alphas) + 2), layout="constrained")
-    im = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.grid(False)
-    for i in range(len(alphas)):
-        for j in range(len(deltas)):
-            if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}x\nhit {hits[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                        color="white" if grid[i, j] < np.nanmean(grid) else "black")
-    ax.set_xticks(range(len(deltas)), [str(d) for d in deltas])
-    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-    ax.set_xlabel("delta (mini-batches between eviction rounds)")
-    ax.set_ylabel("alpha (score decay)")
-    fig.colorbar(im, ax=ax, label="speedup over DistDGL")
-    ax.set_title(f"Sensitivity · {params.sweep_graph} · {params.networks[0]} · fraction {params.prefetch_fraction:g}")
+    fig, axes = plt.subplots(1, max(1, len(orders)), figsize=(max(4.5, (1.4 * len(deltas) + 2.5) * len(orders)),
+                                                              0.9 * len(alphas) + 2.2), squeeze=False,
+                             layout="constrained")
+    for ax, order in zip(axes[0], orders):
+        d = r[(r["seed_order"] == order)]
+        mg = d[d["policy"] == "massivegnn"]
+        base = d[d["policy"] == "massivegnn-noevict"]["hit_rate_halo"].mean()
+        grid = np.full((len(alphas), len(deltas)), np.nan)
+        adm = np.full_like(grid, np.nan)
+        for i, a in enumerate(alphas):
+            for j, dl in enumerate(deltas):
+                c = mg[np.isclose(mg["alpha"], a) & (mg["delta"] == dl)]
+                if not c.empty:
+                    grid[i, j] = c["hit_rate_halo"].mean()
+                    adm[i, j] = c["admitted_per_epoch"].mean()
+        im = ax.imshow(grid, cmap="viridis", aspect="auto")
+        ax.grid(False)
+        for i in range(len(alphas)):
+            for j in range(len(deltas)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"hit {grid[i, j]:.1%}\n{adm[i, j]:.0f} admitted/epoch", ha="center", va="center",
+                            fontsize=8, color="white" if grid[i, j] <= np.nanmean(grid) else "black")
+        ax.set_xticks(range(len(deltas)), [str(x) for x in deltas])
+        ax.set_yticks(range(len(alphas)), [f"{x:g}" for x in alphas])
+        ax.set_xlabel("delta (mini-batches between eviction rounds)")
+        ax.set_ylabel("alpha (score decay)")
+        ax.set_title(f"{order} seeds · no eviction: hit {base:.1%}", fontsize=9)
+        fig.colorbar(im, ax=ax, label="hit rate (halo)")
+    if not orders:
+        axes[0][0].text(0.5, 0.5, "no access sequence was recorded", ha="center", transform=axes[0][0].transAxes)
+    fig.suptitle(f"MassiveGNN's alpha x delta grid, replayed offline · {params.sweep_graph} · fraction "
+                 f"{params.prefetch_fraction:g}", fontsize=10)
     return fig
 
 
@@ -169,7 +179,8 @@ def plot_network(epochs: pd.DataFrame, links: pd.DataFrame | None, params):
 def hit_rate_series(batches: pd.DataFrame, params) -> pd.DataFrame:
     """Hit rate per mini-batch (all ranks together) on the sweep graph and first network: the
     main run's massivegnn, static and LRU caches (same budget), and from the sweeps run the buffer
-    without eviction and with the most eager eviction of the map (largest alpha, smallest delta);
+    without eviction and with the most eager eviction of its cluster cells (largest alpha, then
+    smallest delta);
     ``step`` is the mini-batch's position in that variant's own sequence (epoch x batches per
     epoch + batch)."""
     b = _ok(batches)
@@ -178,8 +189,9 @@ def hit_rate_series(batches: pd.DataFrame, params) -> pd.DataFrame:
     b = b[(b["graph"] == params.sweep_graph) & (b["network"] == params.networks[0])
           & (b["machines"] == params.machines[0]) & (b["model"] == params.models[0]) & (b["policy"] != "none")
           & np.isclose(b["fraction"], params.prefetch_fraction)]
-    eager = variant(params.models[0], "massivegnn", params, params.models[0], alpha=max(params.alpha_sweep),
-                    delta=min(params.delta_sweep))["label"]
+    cells = sorted(((float(a), int(d)) for a, d in params.cluster_grid_cells), key=lambda c: (-c[0], c[1]))
+    a0, d0 = cells[0] if cells else (params.alpha, params.delta)
+    eager = variant(params.models[0], "massivegnn", params, params.models[0], alpha=a0, delta=d0)["label"]
     noevict = variant(params.models[0], "massivegnn", params, params.models[0], eviction=not params.eviction)["label"]
     main = b[(b["run"] == "main") & b["variant"].isin(["massivegnn", "static", "lru"])]
     sweeps = b[(b["run"] == "sweeps") & b["variant"].isin([eager, noevict])]

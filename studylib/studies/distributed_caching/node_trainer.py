@@ -22,9 +22,21 @@ network). Times (seconds, ``time.perf_counter``, device synchronised before ever
 ``cache_eviction`` (in the background thread when pipelined), ``wait`` (the training loop blocked on
 the next mini-batch), ``forward`` (with the loss), ``backward``, ``allreduce``, ``update``.
 
+Seed order (``--seed-order``): ``shuffle`` (a uniform shuffle every epoch, as DistDGL's
+``DistNodeDataLoader(shuffle=True)`` and the MassiveGNN authors' trainer) or ``clustered`` (the
+partition's own nodes split into METIS sub-clusters of about one mini-batch of training seeds
+each, ``dgl.metis_partition_assignment``; seeds grouped by sub-cluster, sub-clusters in a random
+order fixed for the run, seeds shuffled within each), so that the set of halo nodes a mini-batch
+needs drifts during an epoch.
+
 Output: ``$STUDYLIB_TRAINER_OUT/rank<r>.parquet``, rows with a ``kind`` column: ``info`` (one),
 ``setup`` (per variant: cache warm-up, pre-sampling), ``batch`` (per mini-batch), ``epoch`` (per
-epoch), ``accuracy`` (per variant, after the last epoch, over all ranks' test nodes).
+epoch), ``accuracy`` (per variant, after the last epoch, over all ranks' test nodes). With
+``--record-access``: ``$STUDYLIB_TRAINER_OUT/access_rank<r>_<order>.pt`` per seed order, a dict
+of ``halo_ids`` (int64 ``[H]``, ascending), ``in_degrees`` (``[H]``), ``batches`` (a list of
+int64 arrays: each mini-batch's remote input node ids), ``batches_per_epoch`` and ``order``,
+sampled after training (``--record-batches`` mini-batches, no training) for the offline replay
+(:mod:`studylib.studies.distributed_caching.replay`).
 """
 
 from __future__ import annotations
@@ -51,6 +63,9 @@ from studylib.studies.distributed_caching.cache import make_cache
 VARIANT_DEFAULTS = {"label": None, "model": "sage", "policy": "none", "pipeline": False, "fraction": 0.25,
                     "alpha": 0.5, "delta": 8, "eviction": True}
 
+#: Orders of the training seeds (see the module docstring).
+SEED_ORDERS = ("shuffle", "clustered")
+
 #: Timed regions of a mini-batch, in stacking order.
 PREPARE_REGIONS = ("sampling", "local_fetch", "remote_fetch", "cache_lookup", "cache_eviction")
 TRAIN_REGIONS = ("wait", "forward", "backward", "allreduce", "update")
@@ -74,7 +89,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--verify", action="store_true", help="compare every fetch with a plain pull")
+    ap.add_argument("--seed-order", default="shuffle", choices=SEED_ORDERS, help="order of the training seeds")
+    ap.add_argument("--record-access", default="", help="comma-separated seed orders whose access sequence to record")
+    ap.add_argument("--record-batches", type=int, default=0,
+                    help="mini-batches per recorded access sequence; 0 = epochs x mini-batches per epoch")
     a = ap.parse_args(argv)
+    a.record_access = [o for o in str(a.record_access).split(",") if o.strip()]
+    bad = [o for o in a.record_access if o not in SEED_ORDERS]
+    if bad:
+        raise SystemExit(f"--record-access: unknown seed order(s) {bad}; choose among {SEED_ORDERS}")
     a.fanouts = [int(x) for x in str(a.fanouts).split(",") if x.strip()]
     variants = json.loads(a.variants)
     if not isinstance(variants, list) or not variants:
@@ -171,6 +194,7 @@ class _Trainer:
         self.test_nids = dgl.distributed.node_split(self.g.ndata["test_mask"], self.pb, force_even=True)
         self.rows: list[dict] = []
         self.sampler = dgl.dataloading.NeighborSampler(args.fanouts)
+        self._orders = {}
         loader = self._loader(self.train_nids, args.batch_size, shuffle=True)
         nb = loader.expected_idxs if not args.max_batches else min(loader.expected_idxs, args.max_batches)
         t = torch.tensor([nb])
@@ -202,6 +226,65 @@ class _Trainer:
         return self.dgl.dataloading.DistNodeDataLoader(self.g, nids, self.sampler, batch_size=batch_size,
                                                        shuffle=shuffle, drop_last=False)
 
+    def clustered_order(self) -> torch.Tensor:
+        """This rank's training seeds grouped by METIS sub-clusters of the partition's own nodes
+        (about one mini-batch of seeds per sub-cluster), sub-clusters in a random order, seeds
+        shuffled within each (seeded; fixed for the run)."""
+        if "clustered" in self._orders:
+            return self._orders["clustered"]
+        torch, dgl = self.torch, self.dgl
+        nids = self.train_nids
+        gen = torch.Generator().manual_seed(self.args.seed + 101 * self.rank)
+        lp = self.g.local_partition
+        inner = torch.nonzero(lp.ndata["inner_node"].bool()).flatten()
+        k = min(int(inner.numel()), max(2, -(-int(nids.numel()) // max(1, self.args.batch_size))))
+        if k < 2 or nids.numel() < 2:
+            order = nids
+        else:
+            sub = dgl.node_subgraph(lp, inner)
+            assign = dgl.metis_partition_assignment(sub, k)
+            gids = lp.ndata[dgl.NID][inner]
+            sorted_g, perm = torch.sort(gids)
+            pos = torch.searchsorted(sorted_g, nids).clamp_(max=sorted_g.numel() - 1)
+            found = sorted_g[pos] == nids
+            cluster = torch.where(found, assign[perm[pos]], torch.full_like(pos, k))  # unknown seeds last
+            rank_of = torch.cat([torch.randperm(k, generator=gen), torch.tensor([k])])
+            key = rank_of[cluster].to(torch.float64) + torch.rand(nids.numel(), generator=gen, dtype=torch.float64)
+            order = nids[torch.argsort(key)]
+        self._orders["clustered"] = order
+        return order
+
+    def train_loader(self, order: str | None = None):
+        """The training loader of a seed order (default ``--seed-order``)."""
+        order = order or self.args.seed_order
+        if order == "shuffle":
+            return self._loader(self.train_nids, self.args.batch_size, shuffle=True)
+        return self._loader(self.clustered_order(), self.args.batch_size, shuffle=False)
+
+    def record_access(self) -> None:
+        """Sample ``--record-batches`` mini-batches per seed order of ``--record-access`` (no
+        training) and save each rank's remote input nodes per mini-batch (module docstring)."""
+        out = os.environ.get("STUDYLIB_TRAINER_OUT")
+        if not out or not self.args.record_access:
+            return
+        torch = self.torch
+        want = self.args.record_batches if self.args.record_batches > 0 else self.args.epochs * self.n_batches
+        for order in self.args.record_access:
+            seq = []
+            while len(seq) < want:
+                it = iter(self.train_loader(order))
+                for _ in range(self.n_batches):
+                    input_nodes, _, _ = next(it)
+                    remote = input_nodes[self.pb.nid2partid(input_nodes) != self.part]
+                    seq.append(remote.to(torch.int64).numpy())
+                    if len(seq) >= want:
+                        break
+            path = os.path.join(out, f"access_rank{self.rank}_{order}.pt")
+            torch.save({"halo_ids": self.halo_ids.clone(), "in_degrees": self.halo_degrees.clone(), "batches": seq,
+                        "batches_per_epoch": self.n_batches, "order": order, "rank": self.rank,
+                        "part": self.part}, path + ".tmp")
+            os.replace(path + ".tmp", path)
+
     def _pull(self, ids):
         return self.feat[ids]
 
@@ -214,8 +297,7 @@ class _Trainer:
         if self._hot_counts is None:
             t0 = time.perf_counter()
             counts = torch.zeros(self.halo_ids.numel(), dtype=torch.int64)
-            loader = self._loader(self.train_nids, self.args.batch_size, shuffle=True)
-            it = iter(loader)
+            it = iter(self.train_loader())
             for _ in range(self.n_batches):
                 input_nodes, _, _ = next(it)
                 if self.halo_ids.numel():
@@ -241,7 +323,7 @@ class _Trainer:
             had = self._hot_counts is not None
             kw["hot_counts"] = self.hot_counts()
             presample = 0.0 if had else self.presample_s
-        if v["policy"] in ("massivegnn", "lru"):
+        if v["policy"] in ("massivegnn", "lru", "decayed-use"):
             kw["degrees"] = self.halo_degrees
         t0 = time.perf_counter()
         cache, warm = make_cache(v["policy"], self.halo_ids, self._pull, self.F, fraction=v["fraction"],
@@ -251,14 +333,14 @@ class _Trainer:
                           "warm_rows": warm.pulled_rows, "warm_bytes": warm.pulled_rows * self.F * 4,
                           "warm_s": warm_s, "presample_s": presample, "degree_s": self.degree_s})
         return {"v": v, "model": model, "opt": opt, "cache": cache,
-                "loader": self._loader(self.train_nids, a.batch_size, shuffle=True),
+                "loader": self.train_loader(),
                 "pool": ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{v['label']}") if v["pipeline"] else None}
 
     def _base(self, v: dict) -> dict:
         return {"rank": self.rank, "machine": self.machine, "part": self.part, "variant": v["label"],
                 "model": v["model"], "policy": v["policy"], "pipeline": bool(v["pipeline"]),
                 "fraction": float(v["fraction"]) if v["policy"] != "none" else 0.0, "alpha": float(v["alpha"]),
-                "delta": int(v["delta"]), "eviction": bool(v["eviction"])}
+                "delta": int(v["delta"]), "eviction": bool(v["eviction"]), "seed_order": self.args.seed_order}
 
     # ------------------------------------------------------------------ one mini-batch
     def prepare(self, st: dict, it, index: int) -> _Batch:
@@ -430,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         tr.accuracy(st)
         if st["pool"]:
             st["pool"].shutdown()
+    tr.record_access()
     tr.write()
     tr.dist.barrier()
     tr.dist.destroy_process_group()

@@ -26,15 +26,23 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
                                      description="network models of the speedup-vs-network sweep (sweep graph)")
     models: list[Literal["sage", "gat"]] = Field(["sage", "gat"], min_length=1,
                                                  description="first: all policies; others: baseline and massivegnn")
-    policies: list[Literal["prefetch", "massivegnn", "static", "lru"]] = Field(
+    policies: list[Literal["prefetch", "massivegnn", "massivegnn-noevict", "static", "lru", "decayed-use"]] = Field(
         ["prefetch", "massivegnn", "static", "lru"], description="compared with plain DistDGL")
     prefetch_fraction: float = Field(0.25, gt=0, le=1, description="buffer slots per halo node")
-    alpha: float = Field(0.5, gt=0, lt=1, description="eviction score decay per unused mini-batch")
-    delta: int = Field(8, gt=0, description="mini-batches between eviction rounds")
+    alpha: float = Field(0.005, gt=0, lt=1, description="eviction score decay per mini-batch")
+    delta: int = Field(32, gt=0, description="mini-batches between eviction rounds")
     eviction: bool = Field(True, description="evict and replace in the massivegnn policy")
     fraction_sweep: list[float] = Field([0.1, 0.25, 0.5, 1.0], description="prefetch fractions of the sweep")
-    alpha_sweep: list[float] = Field([0.1, 0.5, 0.9], description="alphas of the sensitivity map")
-    delta_sweep: list[PositiveInt] = Field([2, 8, 32], description="deltas of the sensitivity map")
+    alpha_sweep: list[float] = Field([0.005, 0.05], description="alphas of the alpha x delta grid")
+    delta_sweep: list[PositiveInt] = Field([25, 32], description="deltas of the alpha x delta grid")
+    cluster_grid_cells: list[list[float]] = Field(
+        [[0.005, 32], [0.05, 25]], description="[alpha, delta] cells of the grid also run on the cluster")
+    seed_order: Literal["shuffle", "clustered"] = Field(
+        "shuffle", description="training seed order of the cluster runs: shuffle or clustered (METIS sub-clusters)")
+    replay_seed_orders: list[Literal["shuffle", "clustered"]] = Field(
+        ["shuffle", "clustered"], description="seed orders of the access sequences recorded for the offline replay")
+    sweep_epochs: int = Field(4, gt=0, description="epochs of the sweeps run (warm-up included)")
+    sweep_batches_per_epoch: int = Field(16, ge=0, description="mini-batches per epoch of the sweeps run; 0 = full epochs")
     sweep_graph: Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"] = Field(
         "synthetic", description="graph of the sweeps")
     epochs: int = Field(4, gt=0, description="epochs per variant, alternating (warm-up epochs included)")
@@ -74,6 +82,14 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
             raise ValueError(f"every alpha must be in (0, 1) (got {bad[0]})")
         return v
 
+    @field_validator("cluster_grid_cells")
+    @classmethod
+    def _cells(cls, v: list[list[float]]) -> list[list[float]]:
+        for cell in v:
+            if len(cell) != 2 or not 0 < cell[0] < 1 or cell[1] != int(cell[1]) or cell[1] < 1:
+                raise ValueError(f"every cluster grid cell must be [alpha in (0, 1), delta >= 1 integer] (got {cell})")
+        return v
+
     @field_validator("networks", "network_sweep")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
@@ -85,6 +101,12 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
     def _warmup_below_epochs(self):
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        if self.warmup_epochs >= self.sweep_epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < sweep_epochs ({self.sweep_epochs})")
+        grid = {(float(a), int(d)) for a in self.alpha_sweep for d in self.delta_sweep}
+        off = [c for c in self.cluster_grid_cells if (float(c[0]), int(c[1])) not in grid]
+        if off:
+            raise ValueError(f"cluster_grid_cells {off} are not cells of alpha_sweep x delta_sweep")
         if "gat" in self.models and self.hidden_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_dim ({self.hidden_dim})")
         return self

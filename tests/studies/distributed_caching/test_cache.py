@@ -104,14 +104,15 @@ def test_every_policy_returns_the_plain_pull(parted, policy, fraction):
         # the buffer's rows are the features of the nodes it claims to hold
         filled = cache.slot_node >= 0
         assert torch.equal(cache.buffer[filled], served[cache.halo_ids[cache.slot_node[filled]]])
-    if policy in ("massivegnn", "lru") and fraction < 1.0:
+    if policy in ("massivegnn", "lru", "decayed-use") and fraction < 1.0:
         assert admitted > 0, "the sequence exercises replacement"
     if policy != "none":
         assert cache.totals.hits > 0
 
 
-def test_massivegnn_eviction_rule_by_hand():
-    """halo 10..15, 2 slots, alpha 0.5 (threshold after delta=2 rounds: 0.25). Degrees put 10 and 11
+def test_decayed_use_ablation_by_hand():
+    """The ``decayed-use`` ablation (the published rule is checked in test_replay.py).
+    halo 10..15, 2 slots, alpha 0.5 (threshold after delta=2 rounds: 0.25). Degrees put 10 and 11
     in the buffer. Worked out by hand (score: +1 when used, x0.5 when not):
 
     step ids       hits     slot scores (10|11)   misses            eviction round (every 2)
@@ -134,7 +135,7 @@ def test_massivegnn_eviction_rule_by_hand():
         pulls.append(ids.tolist())
         return feats[ids]
 
-    cache = C.MassiveGNNCache(halo, 2, pull, 3, alpha=0.5, delta=2)
+    cache = C.DecayedUseCache(halo, 2, pull, 3, alpha=0.5, delta=2)
     warm = cache.warm_by_degree(torch.tensor([9, 8, 1, 1, 1, 1]))
     assert pulls == [[10, 11]] and warm.pulled_rows == 2
     assert cache.cached_ids().tolist() == [10, 11]
@@ -237,7 +238,8 @@ def test_unknown_policy_and_missing_inputs():
 
 def test_capacity():
     assert C.capacity_for(100, 0.25) == 25
-    assert C.capacity_for(10, 0.33) == 4
+    assert C.capacity_for(10, 0.33) == 3, "floor, as the authors' int(len(halo) * fraction)"
+    assert C.capacity_for(3, 0.25) == 0
     assert C.capacity_for(7, 1.0) == 7
     assert C.capacity_for(0, 0.5) == 0
     assert np.isnan(C.CacheStats().hit_rate)

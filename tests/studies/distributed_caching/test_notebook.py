@@ -50,12 +50,21 @@ def test_smoke_profile_end_to_end(output_dirs, tmp_path, monkeypatch):
         assert (ep[ep["policy"] != "none"].groupby("variant")["hits"].sum() > 0).all()
         assert (ep[ep["policy"] == "none"]["hits"] == 0).all()
         assert set(ep["rank"]) == {0, 1}
+        assert "massivegnn-d4" in set(ep["variant"]), "the cluster cell of the grid"
+        replay = pd.read_parquet(out / "replay.parquet")
+        assert set(replay["seed_order"]) == {"shuffle", "clustered"} and set(replay["rank"]) == {0, 1}
+        assert {"none", "massivegnn", "massivegnn-noevict", "static", "lru", "decayed-use"} == set(replay["policy"])
+        assert (replay["batches"] == 2 * 4).all(), "sweep_epochs x sweep_batches_per_epoch mini-batches recorded"
+        assert (replay["hit_rate_remote"] <= replay["hit_rate_halo"] + 1e-12).all()
     else:
         assert ep["fallback_reason"].str.len().gt(0).all()
     assert (ep["epoch_s"] > 0).all()
     findings = json.loads((out / "findings.json").read_text())["findings"]
-    assert len(findings) == 7
-    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured"} for f in findings)
+    assert [f["id"] for f in findings] == ["epoch-cut", "gain-source", "fraction", "eviction", "network", "accuracy",
+                                           "policies"]
+    assert all(f["verdict"] in {"reproduced", "partly", "not reproduced", "not measured", "not testable here"}
+               for f in findings)
+    assert (output_dirs / "figures" / "02-distributed-caching" / "findings.json").is_file()
     figs = output_dirs / "figures" / "02-distributed-caching"
     for name in FIGURES:
         assert (figs / f"{name}.png").stat().st_size > 5000, name

@@ -7,8 +7,8 @@ the work of 01's measured configurations.
 from __future__ import annotations
 
 from studylib import memory
-from studylib.data.hetero import HeteroGraph
 from studylib.data import specs
+from studylib.data.hetero import HeteroGraph
 from studylib.data.synthetic import synthetic_hetero
 
 

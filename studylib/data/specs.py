@@ -44,7 +44,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,7 @@ __all__ = [
     "download",
     "estimate",
     "graph_kind",
+    "infer_metapaths",
     "load",
     "parse",
     "require_labels",
@@ -101,7 +102,11 @@ HECO_OPTIONS = ("target", "split", "metapaths", "type_names")
 
 
 class DataSpecError(ValueError):
-    """A dataset spec that cannot be used: the message names the spec and what is wrong."""
+    """A dataset spec that cannot be used: the message names the spec and what is wrong (shown
+    in a notebook as that one line, without a traceback)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,6 @@ class DataSpec:
     arg: str = ""
     paths: tuple[Path, ...] = ()
     root: Path | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def user_data(self) -> bool:
@@ -442,6 +446,21 @@ def _relation_lookup(graph, text: str, name) -> tuple:
                      f"{', '.join(known)}")
 
 
+def infer_metapaths(graph) -> dict[str, list]:
+    """Metapaths of length two through every node type next to the target: ``T-O-T`` for each
+    relation ``(T, r, O)`` with a relation back ``(O, r', T)`` (the first such pair), named
+    ``"<T>_<O>_<T>"``, as HAN's authors chose them for ACM, IMDB and DBLP (Wang et al., WWW 2019,
+    Table 2). Used for graphs whose source names none (PyG ``HeteroData``)."""
+    t, out = graph.target, {}
+    for a in sorted(graph.edges):
+        if a[0] != t or a[2] == t or f"{t}_{a[2]}_{t}" in out:
+            continue
+        back = [b for b in sorted(graph.edges) if b[0] == a[2] and b[2] == t]
+        if back:
+            out[f"{t}_{a[2]}_{t}"] = [a, back[0]]
+    return out
+
+
 def check_metapaths(graph, metapaths: Mapping[str, list], spec: DataSpec | str) -> dict[str, list]:
     """Metapaths given by name -> relations (each a relation name such as ``"paper_author"``,
     ``"<src>-<dst>"``, or a ``[src, relation, dst]`` triple) as canonical edge types of ``graph``.
@@ -552,7 +571,9 @@ def _from_pyg_data(spec: DataSpec, data, options: Mapping | None):
         if target is None:
             raise _err(spec.text, f"cannot tell the target node type (labelled types: {labelled}); "
                                   "give dataset option target")
-        return hetero_from_pyg(data, spec.name, target)
+        g = hetero_from_pyg(data, spec.name, target)
+        g.metapaths = infer_metapaths(g)
+        return g
     mask = {k: (getattr(data, f"{k}_mask", None)) for k in ("train", "val", "test")}
     split = {("valid" if k == "val" else k): (m.nonzero().view(-1).numpy() if m is not None and m.dim() == 1 else [])
              for k, m in mask.items()}

@@ -238,3 +238,16 @@ def test_runner_passes_the_callers_folder(monkeypatch, tmp_path):
     monkeypatch.delenv(specs.CWD_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)
     assert runner.kernel_environment("smoke", "r1")[specs.CWD_VARIABLE] == str(tmp_path)
+
+
+def test_metapaths_inferred_for_heterodata(tmp_path):
+    from torch_geometric.data import HeteroData
+
+    d = HeteroData()
+    d["paper"].x, d["paper"].y = torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 0, 1])
+    d["paper"].train_mask = torch.tensor([True, True, False, False, False, False])
+    d["author"].num_nodes = 3
+    d["paper", "written_by", "author"].edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 1, 1, 2, 2]])
+    g = specs._from_pyg_data(specs.parse("pyg:Fake", specs.HETEROGENEOUS), d, None)
+    assert g.metapaths == {"paper_author_paper": [("paper", "paper_author", "author"),
+                                                  ("author", "author_paper", "paper")]}

@@ -9,7 +9,6 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from studylib.data import specs
-
 from studylib.params import NotebookParams, PositiveInt
 
 NOTEBOOK = "01-hgnn-training"

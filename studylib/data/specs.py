@@ -195,7 +195,7 @@ def parse(text: str, kind: str | None = None, *, base: Path | str | None = None)
             return DataSpec(text, "synthetic", kinds[0], text)
         kinds = [k for k in KINDS if text in BUILTIN[k]]
         if not kinds:
-            known = sorted({n for names in BUILTIN.values() for n in names})
+            known = sorted(set(BUILTIN[kind]) if kind else {n for names in BUILTIN.values() for n in names})
             raise _err(text, f"unknown name; use a built-in name ({', '.join(known)}) or a spec "
                              f"<scheme>:<what> with scheme one of {', '.join(SCHEMES)}")
         if kind is not None and kind not in kinds:

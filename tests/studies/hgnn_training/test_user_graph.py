@@ -19,7 +19,9 @@ def test_smoke_profile_on_a_user_heco_folder(output_dirs, tmp_path, monkeypatch)
     monkeypatch.delenv(specs.CWD_VARIABLE, raising=False)
     spec = "heco:my_graph"
     before = sorted(p.name for p in folder.iterdir())
-    overrides = {"datasets": [spec], "ddp_world_sizes": [1], "reference_comparison": False, "overhead_check": False}
+    overrides, scoped = runner.parse_overrides([f'datasets=["{spec}"]', "ddp_world_sizes=[1]",  # as --set gives them
+                                                "reference_comparison=false", "overhead_check=false"])
+    assert overrides["datasets"] == [spec] and not scoped
     with pytest.warns(UserWarning, match="han_sweep_datasets"):  # the smoke profile's sweep graph falls back
         res = runner.run_notebooks(["01-hgnn-training"], "smoke", overrides, timeout=900, progress=False,
                                    write_report=False)

@@ -417,16 +417,16 @@ def graph_kind(graph) -> str:
     raise TypeError(f"not a studylib graph: {type(graph).__name__}")
 
 
-def require_labels(graph, spec: DataSpec | str) -> None:
+def require_labels(graph, spec: DataSpec | str, need_split: bool = True) -> None:
     """Raise :class:`DataSpecError` naming ``spec`` when a node-classification graph has no labels
-    (an empty label tensor or fewer than two classes) or no training nodes."""
+    (an empty label tensor or fewer than two classes) or, with ``need_split``, no training nodes."""
     text = str(spec)
     labels = getattr(graph, "labels", None)
     if labels is None or labels.numel() == 0 or int(getattr(graph, "num_classes", 0)) < 1:
         raise _err(text, "the graph has no labels; node classification needs class labels on its target nodes")
     if int(graph.num_classes) < 2:
         raise _err(text, f"the labels hold {int(graph.num_classes)} class; node classification needs at least 2")
-    if graph.train_idx.numel() == 0:
+    if need_split and graph.train_idx.numel() == 0:
         raise _err(text, "the graph has no training nodes (empty train split); give one (HeCo: train_<k>.npy)")
 
 
@@ -726,7 +726,9 @@ def load(spec: DataSpec | str, kind: str | None = None, *, options: Mapping | No
     got = graph_kind(g)
     _kind_fits(spec.text, got, kind)
     if got in (HETEROGENEOUS, HOMOGENEOUS) and spec.scheme != "synthetic":
-        require_labels(g, spec)
+        # a heterogeneous graph must bring its split (HeCo's train_<k>.npy); homogeneous studies
+        # split graphs without one themselves (PyG's Amazon, Coauthor have none)
+        require_labels(g, spec, need_split=got == HETEROGENEOUS)
     if got == HETEROGENEOUS:
         given = (options or {}).get("metapaths")
         if given:

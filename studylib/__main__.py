@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resolve datasets into the project's cache: copy them from the read-only mirror "
                     "named by STUDYLIB_DATA_MIRROR (checksums verified) or, when that variable is not set, "
                     "download them -- the only command that uses the network. Without names: "
-                    "every dataset of the small profiles (name ogbn-mag to fetch it for the paper profile).")
-    data.add_argument("names", nargs="*", metavar="DATASET", help="dataset names (default: the small ones)")
+                    "every dataset of the small profiles (name ogbn-mag to fetch it for the paper profile). "
+                    "Dataset specs are taken too: ogb:<name>, planetoid:<name>, pyg:<class>[/<name>] are "
+                    "downloaded into the cache; user files (heco:, ratings:, lightgcn:) are only checked.")
+    data.add_argument("names", nargs="*", metavar="DATASET",
+                      help="dataset names or specs (default: the small ones)")
 
     board = sub.add_parser(
         "scoreboard", help="the suite's findings with their verdicts (from figures/*/findings.json)",
@@ -190,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         failed = 0
         for name in names:
             try:
-                print(f"{name:16s} {data.resolve(name, download=True)}")
+                if ":" in name:
+                    from studylib.data import specs
+
+                    print(f"{name:16s} {specs.download(name)}")
+                else:
+                    print(f"{name:16s} {data.resolve(name, download=True)}")
             except (ValueError, FileNotFoundError) as err:
                 failed += 1
                 _error(str(err))

@@ -376,9 +376,12 @@ def kernel_setup(env: dict[str, str]) -> tuple[dict[str, str], Path | None, str]
 
 def kernel_environment(profile: str, run_id: str) -> dict[str, str]:
     """The environment of the child and its kernel: the caller's, plus ``STUDYLIB_PROFILE``,
-    ``STUDYLIB_RUN_ID``, ``STUDYLIB_ROOT``, ``MPLBACKEND=Agg``, this interpreter's folder first on
-    ``PATH`` and this ``studylib``'s parent folder first on ``PYTHONPATH``."""
+    ``STUDYLIB_RUN_ID``, ``STUDYLIB_ROOT``, ``STUDYLIB_CALLER_CWD`` (the caller's working folder:
+    relative paths in dataset specs resolve against it, since papermill starts kernels in
+    ``notebooks/``), ``MPLBACKEND=Agg``, this interpreter's folder first on ``PATH`` and this
+    ``studylib``'s parent folder first on ``PYTHONPATH``."""
     env = dict(os.environ)
+    env["STUDYLIB_CALLER_CWD"] = os.environ.get("STUDYLIB_CALLER_CWD") or os.getcwd()
     env["STUDYLIB_PROFILE"] = profile
     env["STUDYLIB_RUN_ID"] = run_id
     env["STUDYLIB_ROOT"] = str(paths.project_root())

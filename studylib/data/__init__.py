@@ -9,6 +9,9 @@ Public API::
     load_heco(directory, name, type_names=None, *, target=None, split=None) -> HeteroGraph
     synthetic_hetero(like="acm", scale=1.0, avg_degree=None, degree_skew=1.5,
                      feature_dim=None, num_classes=None, seed=0) -> HeteroGraph
+    specs.load("heco:<folder>" | "ogb:<name>" | "planetoid:<name>" | "pyg:<class>" |
+               "ratings:<file>" | "lightgcn:<folder>" | built-in name, kind)   # any graph by spec
+    specs.statistics_table({name: graph})      # every notebook's opening table of its graphs
 
 Errors: :class:`DatasetUnavailableError` (a ``FileNotFoundError``) when a dataset cannot be had,
 :class:`ChecksumMismatchError` (a ``ValueError``) when a raw file differs from its recorded SHA-256,

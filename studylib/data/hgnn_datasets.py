@@ -406,14 +406,18 @@ def _ogb_guard(name: str, root: Path, download: bool):
     with _no_outdated_check():
         import ogb.nodeproppred.dataset as ogb_dataset
 
-    spec = get_spec(name)
+    spec = REGISTRY.get(name)  # an unregistered ogb dataset (ogb:<name>) lives in root/<name with _>
+    folder = spec.folder if spec else name.replace("-", "_")
+    url = spec.url if spec else "ogb's server"
+    fetch = (f"set {paths.MIRROR_VARIABLE} to a folder holding {folder}/ or allow the download" if spec
+             else f"fetch it with `python -m studylib data ogb:{name}`")
 
     def no_input(prompt: str = ""):
         raise DatasetUnavailableError(
             f"ogb asked an interactive question while loading {name!r} from {root}: {prompt.strip()!r}. "
-            f"studylib never answers prompts. If the dataset was updated, delete {root / spec.folder} and "
-            f"download it again; for a large download, fetch {spec.url} yourself and unpack it as "
-            f"{root / spec.folder}, or set {paths.MIRROR_VARIABLE} to a folder holding {spec.folder}/."
+            f"studylib never answers prompts. If the dataset was updated, delete {root / folder} and "
+            f"download it again; for a large download, fetch {url} yourself and unpack it as "
+            f"{root / folder}, or set {paths.MIRROR_VARIABLE} to a folder holding {folder}/."
         )
 
     original_decide = ogb_dataset.decide_download
@@ -421,8 +425,7 @@ def _ogb_guard(name: str, root: Path, download: bool):
     def decide(url: str) -> bool:
         if not download:
             raise DatasetUnavailableError(
-                f"{name!r} is not in {root / spec.folder} and downloading is disabled; source URL: {url}; "
-                f"set {paths.MIRROR_VARIABLE} to a folder holding {spec.folder}/ or allow the download"
+                f"{name!r} is not in {root / folder} and downloading is disabled; source URL: {url}; {fetch}"
             )
         return original_decide(url)  # its prompt for downloads > 1 GB is patched below
 

@@ -7,23 +7,34 @@ the work of 01's measured configurations.
 from __future__ import annotations
 
 from studylib import memory
+from studylib.data import specs
 from studylib.data.edges import metapath_adjacency
 from studylib.data.hetero import HeteroGraph
-from studylib.data.hgnn_datasets import load_hetero
 from studylib.data.synthetic import synthetic_hetero
 
 
-def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0) -> HeteroGraph:
-    """The graph of one configuration: a real dataset by name, or ``"synthetic"`` (ACM's schema,
-    node counts times ``synthetic_scale``). Raises what the loaders raise
-    (``DatasetUnavailableError`` naming the dataset, URL and mirror variable), and
-    :class:`studylib.memory.Refused` (estimate and available memory) for a synthetic graph that
-    would not fit in memory: refused before it is generated."""
+def load_graph(dataset: str, synthetic_scale: float = 1.0, seed: int = 0, options: dict | None = None) -> HeteroGraph:
+    """The graph of one configuration, named by a dataset spec (:mod:`studylib.data.specs`): a
+    built-in name (``acm``, ``imdb``, ``dblp``, ``ogbn-mag``), ``"synthetic"`` (ACM's schema, node
+    counts times ``synthetic_scale``), ``heco:<folder>`` (the user's graph, read in place),
+    ``ogb:ogbn-mag`` or ``pyg:<class>`` yielding a heterogeneous graph. ``options`` (this spec's
+    entry of ``dataset_options``): ``target``, ``split``, ``metapaths``, ``type_names``.
+
+    Raises :class:`studylib.data.specs.DataSpecError` naming the spec (missing path, another
+    format, not heterogeneous, no labels, a metapath through a relation the graph lacks),
+    ``DatasetUnavailableError`` (naming the dataset, URL and mirror variable), and
+    :class:`studylib.memory.Refused` (estimate and available memory) for a graph that would not
+    fit in memory: refused before it is read or generated."""
     if dataset == "synthetic":
         memory.require(memory.synthetic_hetero_estimate("acm", synthetic_scale),
                        what=f"synthetic graph at synthetic_scale={synthetic_scale:g}")
         return synthetic_hetero("acm", scale=synthetic_scale, seed=seed)
-    return load_hetero(dataset)
+    return specs.load(dataset, specs.HETEROGENEOUS, options=options, synthetic_scale=synthetic_scale, seed=seed)
+
+
+def dataset_options(params, dataset: str) -> dict | None:
+    """The ``dataset_options`` entry of ``dataset`` in ``params`` (``None`` when absent)."""
+    return (getattr(params, "dataset_options", None) or {}).get(dataset)
 
 
 def metapath_edges(graph: HeteroGraph, metapath: list) -> int:

@@ -65,7 +65,10 @@ def test_cross_parameter_constraints_are_checked_before_work_starts():
         params.validate("01-hgnn-training", {"models": ["rgat"], "num_heads": 3})
     params.validate("01-hgnn-training", {"models": ["rgcn"], "num_heads": 3})  # RGCN has no heads
     with pytest.raises(ValueError, match="accuracy_datasets must be among datasets"):
-        params.validate("01-hgnn-training", {"datasets": ["acm"], "accuracy_datasets": ["imdb"]})
+        params.validate("01-hgnn-training", {"datasets": ["acm"], "accuracy_datasets": ["not-a-graph"]})
+    with pytest.warns(UserWarning, match="accuracy_datasets.*not in datasets"):  # an overridden datasets: fall back
+        assert params.validate("01-hgnn-training", {"datasets": ["acm"], "accuracy_datasets": ["imdb"]}
+                               ).accuracy_datasets is None
     with pytest.raises(ValueError, match="gat_heads .3. must divide feature_dim .32."):
         params.validate("03-op-microbenchmarks", {"gat_heads": 3})
     with pytest.raises(ValueError, match="num_heads .3. must divide"):

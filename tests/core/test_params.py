@@ -15,7 +15,7 @@ def test_defaults_validate():
     ({"batch_size": -3}, "batch_size must be > 0 (got -3)"),
     ({"models": ["gcn"]}, "models.0 must be one of"),
     ({"frameworks": ["jax"]}, "frameworks.0 must be one of"),
-    ({"datasets": ["nope"]}, "datasets.0 must be one of"),
+    ({"datasets": ["nope"]}, "datasets: dataset 'nope': unknown name; use a built-in name (acm, dblp, imdb"),
     ({"bogus": 1}, "unknown parameter 'bogus'"),
     ({"fanouts": [10, 0]}, "fanouts.1 must be > 0 (got 0)"),
     ({"hidden_dim": "wide"}, "hidden_dim"),

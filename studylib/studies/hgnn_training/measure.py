@@ -29,7 +29,7 @@ from torch.utils import benchmark
 from studylib import timing
 from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
-from studylib.data.hgnn_graphs import han_metapaths, load_graph, metapath_edges
+from studylib.data.hgnn_graphs import dataset_options, han_metapaths, load_graph, metapath_edges
 from studylib.models import build_model, build_reference_model
 from studylib.optional import dgl_available
 from studylib.results import ResultTable
@@ -488,7 +488,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str)
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     try:
-        graph = load_graph(cfg["dataset"], params.synthetic_scale, params.seed)
+        graph = load_graph(cfg["dataset"], params.synthetic_scale, params.seed, dataset_options(params, cfg["dataset"]))
         s = build_setup(cfg["model"], cfg["framework"], graph, params, device)
         # strong scaling: the global batch stays params.batch_size, split over the processes
         local = minibatch_seed_nodes(graph, params)[rank::world_size]
@@ -670,7 +670,8 @@ class GraphCache(GraphCacheBase):
     """Loads each dataset of this notebook once per run (``cache[dataset]``, see :func:`load_graph`)."""
 
     def __init__(self, params):
-        super().__init__(lambda name: load_graph(name, params.synthetic_scale, params.seed))
+        super().__init__(lambda name: load_graph(name, params.synthetic_scale, params.seed,
+                                                 dataset_options(params, name)))
 
 
 def _configs(params, models=None, frameworks=None, datasets=None, **extra) -> list[dict]:

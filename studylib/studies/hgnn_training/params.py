@@ -3,10 +3,12 @@ cell repeats them for papermill; a test checks that they agree)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from studylib.data import specs
 from studylib.params import NotebookParams, PositiveInt
 
 NOTEBOOK = "01-hgnn-training"
@@ -15,14 +17,20 @@ NOTEBOOK = "01-hgnn-training"
 HGNN_MODELS = ("rgcn", "rgat", "han")
 FRAMEWORKS = ("dgl", "pyg")
 HGNN_DATASETS = ("acm", "imdb", "dblp", "ogbn-mag", "synthetic")
+#: Parameters that pick a subset of ``datasets``.
+SUBSET_PARAMETERS = ("han_sweep_datasets", "accuracy_datasets", "benchmark_datasets")
 
 
 
 class HgnnTrainingParams(NotebookParams):
     """Parameters of ``01-hgnn-training`` (Han et al., ACM TACO 2025)."""
 
-    datasets: list[Literal["acm", "imdb", "dblp", "ogbn-mag", "synthetic"]] = Field(
-        ["acm", "imdb", "dblp"], min_length=1, description="graphs to train on")
+    datasets: list[str] = Field(
+        ["acm", "imdb", "dblp"], min_length=1,
+        description="graphs to train on: acm, imdb, dblp, ogbn-mag, synthetic, or heterogeneous specs "
+                    "(heco:<folder>, ogb:ogbn-mag, pyg:<class>[,<root>]; see studylib.data.specs)")
+    dataset_options: dict[str, dict] = Field(
+        {}, description="per dataset spec: target, split, metapaths (name -> relations), type_names")
     models: list[Literal["rgcn", "rgat", "han"]] = Field(["rgcn", "rgat", "han"], min_length=1)
     frameworks: list[Literal["dgl", "pyg"]] = Field(["dgl", "pyg"], min_length=1)
     hidden_dim: int = Field(64, gt=0, description="hidden width per layer (all heads together)")
@@ -53,12 +61,48 @@ class HgnnTrainingParams(NotebookParams):
     benchmark_min_run_time: float = Field(0.2, gt=0, description="seconds per blocked_autorange measurement")
     ddp_timeout_s: float = Field(600, gt=0, description="limit for one data-parallel run (seconds)")
 
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_specs(cls, v: list[str]) -> list[str]:
+        for text in v:  # syntax, kind, paths and format: a bad spec stops here, before any work
+            specs.check(text, specs.HETEROGENEOUS)
+        if len(set(v)) != len(v):
+            raise ValueError(f"datasets lists a graph twice: {v}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _subsets_fall_back(cls, data: Any) -> Any:
+        """A subset parameter naming built-in graphs that an overridden ``datasets`` left out falls
+        back to the given datasets (``None``), with a note, instead of failing."""
+        if not isinstance(data, dict) or not isinstance(data.get("datasets", []), list):
+            return data
+        datasets = data.get("datasets", cls.model_fields["datasets"].default)
+        for name in SUBSET_PARAMETERS:
+            value = data.get(name)
+            if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+                continue
+            absent = [d for d in value if d not in datasets]
+            if absent and all(d in specs.BUILTIN[specs.HETEROGENEOUS] for d in absent):
+                kept = [d for d in value if d in datasets] or None
+                warnings.warn(f"01-hgnn-training: {name}={value} names graphs not in datasets={datasets}; "
+                              f"using {kept if kept else 'the given datasets'} instead", UserWarning, stacklevel=2)
+                data = {**data, name: kept}
+        return data
+
     @model_validator(mode="after")
     def _subsets_of_datasets(self):
-        for name in ("han_sweep_datasets", "accuracy_datasets", "benchmark_datasets"):
+        for name in SUBSET_PARAMETERS:
             extra = [d for d in getattr(self, name) or [] if d not in self.datasets]
             if extra:
                 raise ValueError(f"{name} must be among datasets {self.datasets} (got {extra[0]!r})")
+        extra = [d for d in self.dataset_options if d not in self.datasets]
+        if extra:
+            raise ValueError(f"dataset_options names {extra[0]!r}, which is not among datasets {self.datasets}")
+        for d, opts in self.dataset_options.items():
+            bad = [k for k in opts if k not in specs.HECO_OPTIONS]
+            if bad:
+                raise ValueError(f"dataset_options[{d!r}]: unknown option(s) {bad}; use {', '.join(specs.HECO_OPTIONS)}")
         if {"rgat", "han"} & set(self.models) and self.hidden_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_dim ({self.hidden_dim}) for RGAT and HAN")
         return self

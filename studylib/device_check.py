@@ -579,9 +579,11 @@ def check_op_microbenchmarks(ctx: Context) -> Result:
             except Exception as err:  # noqa: BLE001 -- an implementation that cannot run is "unsupported" above
                 agree, worst, who = None, float("nan"), f"{type(err).__name__}: {str(err)[:200]}"
             entry.update(agree=agree, worst_error=worst, worst_impl=who)
-            pyg, nat = op.primary(ops.PYG), native
-            if pyg is not None and impls.get(pyg.name, {}).get("median_s") and impls[nat.name]["median_s"]:
-                entry["pyg_over_native"] = impls[pyg.name]["median_s"] / impls[nat.name]["median_s"]
+            nat = native
+            for role in (ops.PYG, ops.PYG_UTILS):  # PyG's extension kernels, else its torch-only utilities
+                pyg = op.primary(role)
+                if pyg is not None and impls.get(pyg.name, {}).get("median_s") and impls[nat.name]["median_s"]:
+                    entry[f"{role.replace('-', '_')}_over_native"] = impls[pyg.name]["median_s"] / impls[nat.name]["median_s"]
             if agree is False:
                 counts["disagree"] += 1
                 failures.append(f"{key}: {who} differs from {nat.name} (normalised error {worst:.2g})")

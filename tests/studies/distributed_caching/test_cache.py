@@ -104,7 +104,9 @@ def test_every_policy_returns_the_plain_pull(parted, policy, fraction):
         # the buffer's rows are the features of the nodes it claims to hold
         filled = cache.slot_node >= 0
         assert torch.equal(cache.buffer[filled], served[cache.halo_ids[cache.slot_node[filled]]])
-    if policy in ("massivegnn", "lru", "decayed-use") and fraction < 1.0:
+    # decayed-use admits on some METIS partitions of this graph and not on others (METIS is not
+    # deterministic here); its rule is checked by hand in test_decayed_use_ablation_by_hand
+    if policy in ("massivegnn", "lru") and fraction < 1.0:
         assert admitted > 0, "the sequence exercises replacement"
     if policy != "none":
         assert cache.totals.hits > 0

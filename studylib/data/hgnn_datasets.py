@@ -16,21 +16,17 @@ that canonical edge types are unique and readable (``("movie", "movie_director",
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import re
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from studylib import paths
 from studylib.data.hetero import EdgeType, HeteroGraph
+from studylib.data.ogb_loader import open_node_dataset
 from studylib.data.registry import (
     REGISTRY,
-    DatasetUnavailableError,
     get_spec,
     locally_processed,
     relation_name,
@@ -385,77 +381,17 @@ def load_dblp(download: bool = False) -> HeteroGraph:
 # --------------------------------------------------------------------------------------------
 # ogbn-mag
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _no_outdated_check():
-    """Import ogb without its background PyPI version check (a network access at import time)."""
-    if "ogb" in sys.modules or "outdated" in sys.modules:
-        yield
-        return
-    sys.modules["outdated"] = None  # makes ``from outdated import ...`` raise ImportError
-    try:
-        yield
-    finally:
-        if sys.modules.get("outdated", 0) is None:
-            del sys.modules["outdated"]
-
-
-@contextlib.contextmanager
-def _ogb_guard(name: str, root: Path, download: bool):
-    """Make ogb's prompts fail loudly: ``builtins.input`` and (when ``download`` is false) its download
-    decision raise :class:`DatasetUnavailableError`."""
-    with _no_outdated_check():
-        import ogb.nodeproppred.dataset as ogb_dataset
-
-    spec = REGISTRY.get(name)  # an unregistered ogb dataset (ogb:<name>) lives in root/<name with _>
-    folder = spec.folder if spec else name.replace("-", "_")
-    url = spec.url if spec else "ogb's server"
-    fetch = (f"set {paths.MIRROR_VARIABLE} to a folder holding {folder}/ or allow the download" if spec
-             else f"fetch it with `python -m studylib data ogb:{name}`")
-
-    def no_input(prompt: str = ""):
-        raise DatasetUnavailableError(
-            f"ogb asked an interactive question while loading {name!r} from {root}: {prompt.strip()!r}. "
-            f"studylib never answers prompts. If the dataset was updated, delete {root / folder} and "
-            f"download it again; for a large download, fetch {url} yourself and unpack it as "
-            f"{root / folder}, or set {paths.MIRROR_VARIABLE} to a folder holding {folder}/."
-        )
-
-    original_decide = ogb_dataset.decide_download
-
-    def decide(url: str) -> bool:
-        if not download:
-            raise DatasetUnavailableError(
-                f"{name!r} is not in {root / folder} and downloading is disabled; source URL: {url}; {fetch}"
-            )
-        return original_decide(url)  # its prompt for downloads > 1 GB is patched below
-
-    old_input = builtins.input
-    builtins.input = no_input
-    ogb_dataset.decide_download = decide
-    try:
-        yield ogb_dataset
-    finally:
-        builtins.input = old_input
-        ogb_dataset.decide_download = original_decide
-
-
 def open_ogb_node_dataset(name: str, root: Path | str | None = None, download: bool = False):
-    """Open ``ogb.nodeproppred.NodePropPredDataset(name, root)`` without ever prompting.
-
-    Args:
-        name: an ogb node property prediction dataset (``"ogbn-mag"``).
-        root: ogb's root folder (default ``paths.data_dir()``); the dataset lives in
-            ``root/<name with '_' for '-'>``.
-        download: let ogb download when the files are missing (network).
+    """Open ``ogb.nodeproppred.NodePropPredDataset(name, root)`` without ever prompting
+    (:func:`studylib.data.ogb_loader.open_node_dataset`), with the registry's source URL in the
+    errors of a registered dataset.
 
     Raises:
         DatasetUnavailableError: ogb would prompt (large download, dataset version update) or
             would download while ``download`` is false.
     """
-    root = Path(root) if root is not None else paths.data_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with _ogb_guard(name, root, download) as ogb_dataset:
-        return ogb_dataset.NodePropPredDataset(name=name, root=str(root))
+    spec = REGISTRY.get(name)
+    return open_node_dataset(name, root, download, source_url=spec.url if spec else None)
 
 
 def hetero_from_ogb(

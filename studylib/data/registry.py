@@ -44,7 +44,9 @@ from pathlib import Path
 
 from studylib import paths
 from studylib.atomic import set_created_mode
+from studylib.data.errors import ChecksumMismatchError, DatasetUnavailableError
 from studylib.data.hetero import EdgeType
+from studylib.data.ogb_loader import open_node_dataset
 
 __all__ = [
     "ChecksumMismatchError",
@@ -70,14 +72,6 @@ SOURCE_RECORD = "studylib-source.json"
 # Folder (next to ``raw/``) where PyG and ogb write their pickled, processed copies.
 PROCESSED_DIR = "processed"
 _DOWNLOAD_TIMEOUT_S = 120
-
-
-class DatasetUnavailableError(FileNotFoundError):
-    """A dataset's raw files are neither in the cache nor in the mirror and cannot be downloaded."""
-
-
-class ChecksumMismatchError(ValueError):
-    """A raw file's SHA-256 differs from the one recorded in the registry."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,10 +220,8 @@ def _download_zip(url: str) -> Callable[[Path], None]:
 def _download_ogb(name: str) -> Callable[[Path], None]:
     def download(folder: Path) -> None:
         # ogb downloads and pre-processes in one go; it decides the layout under its root.
-        from studylib.data.hgnn_datasets import open_ogb_node_dataset
-
         with locally_processed(folder):
-            open_ogb_node_dataset(name, root=folder.parent, download=True)
+            open_node_dataset(name, root=folder.parent, download=True, source_url=REGISTRY[name].url)
 
     return download
 

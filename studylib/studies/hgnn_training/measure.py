@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils import benchmark
 
-from studylib import timing
+from studylib import memory, timing
 from studylib.data import GraphCache as GraphCacheBase
 from studylib.data import HeteroGraph
 from studylib.data.hgnn_graphs import dataset_options, han_metapaths, load_graph, metapath_edges
@@ -89,6 +89,37 @@ class Setup:
     train_idx: torch.Tensor
     test_idx: torch.Tensor
     optimizer: torch.optim.Optimizer
+
+
+def step_memory_estimate(model_name: str, graph: HeteroGraph, params) -> memory.Estimate:
+    """Bytes one full-graph training step of ``model_name`` on ``graph`` needs, estimated before
+    anything is built (:mod:`studylib.memory`): the relation graphs (COO, CSR and CSC) or, for HAN,
+    its metapath graphs (edges counted by :func:`studylib.data.hgnn_graphs.metapath_edges`);
+    float32 input features; activations kept for the backward pass (every node type's hidden
+    output per layer, plus three per-edge tensors per head for the attention models: logits,
+    softmax, dropout mask); the parameters with Adam's two moments (feature projection per type,
+    one ``hidden x hidden`` weight per relation and layer). An estimate, not a bound: the
+    frameworks' workspaces come on top."""
+    hidden, layers, heads = params.hidden_dim, params.num_layers, params.num_heads
+    if model_name == "han":
+        metapaths = han_metapaths(graph, params.han_max_metapath_edges)[0]
+        n_t = graph.num_nodes[graph.target]
+        rel_edges = [metapath_edges(graph, path) for path in metapaths.values()]
+        structure = sum(memory.graph_bytes(n_t, e, formats=("coo", "csr", "csc")) for e in rel_edges)
+        out_nodes = n_t * (len(rel_edges) + 1)
+    else:
+        rel_edges = [graph.num_edges(et) for et in graph.edge_types]
+        structure = sum(memory.graph_bytes(graph.num_nodes[et[0]] + graph.num_nodes[et[2]], graph.num_edges(et),
+                                           formats=("coo", "csr", "csc")) for et in graph.edge_types)
+        out_nodes = sum(graph.num_nodes.values())
+    dims = graph.feature_dims()
+    features = sum(memory.feature_bytes(graph.num_nodes[t], w) for t, w in dims.items() if w)
+    attention = model_name in ("rgat", "han")
+    activations = memory.activation_bytes(out_nodes, hidden, num_layers=layers, edges=sum(rel_edges),
+                                          heads=heads if attention else 1, edge_tensors=3 if attention else 0)
+    weights = sum((w or hidden) * hidden for w in dims.values()) + layers * len(rel_edges) * hidden * hidden
+    return memory.Estimate({"graph structure": structure, "features": features, "activations": activations,
+                            "parameters and optimizer": memory.optimizer_bytes(weights)})
 
 
 def build_setup(model_name: str, framework: str, graph: HeteroGraph, params, device: torch.device,
@@ -730,6 +761,9 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
     table = ResultTable(NOTEBOOK, name, cfg, params.model_dump())
 
     def measure_on_device(c: dict) -> list[dict]:
+        if "model" in c:  # refused (a row with the estimate and the available memory) before anything is built
+            memory.require(step_memory_estimate(c["model"], graphs[c["dataset"]], params),
+                           what=f"{NOTEBOOK} {name}: {c['model']} ({c['framework']}) on {c['dataset']}", device=device)
         return [{**r, "device": device.type, "num_threads": torch.get_num_threads()} for r in measure(c)]
 
     return table.sweep(configs, measure_on_device, desc=name)

@@ -1,6 +1,6 @@
 """ogb's node property datasets, opened without prompts or surprise network access.
 
-ogb's loaders call ``input()`` before large downloads and dataset version updates, and its import
+ogb's loaders call ``builtins.input`` before large downloads and dataset version updates, and its import
 starts a background PyPI version check. A batch run must never wait on a prompt, and nothing but the
 explicit download step may reach the network: :func:`open_node_dataset` turns both into
 :class:`studylib.data.errors.DatasetUnavailableError`.

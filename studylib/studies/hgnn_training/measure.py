@@ -434,6 +434,13 @@ def _dgl_loader(s: Setup, graph: HeteroGraph, params, device, seeds: torch.Tenso
                                       shuffle=shuffle, drop_last=False, num_workers=0)
 
 
+def _endless(loader):
+    """The loader's mini-batches, epoch after epoch (a new pass, reshuffled, when one ends): each
+    ``next`` is one sampling step, so the timer's SAMPLING region covers exactly one batch."""
+    while True:
+        yield from loader
+
+
 def _gather_inputs(s: Setup, input_nodes) -> dict:
     """Input features/ids of a mini-batch's input nodes (data preparation)."""
     if not isinstance(input_nodes, dict):
@@ -476,19 +483,13 @@ def measure_minibatch(model_name: str, framework: str, dataset: str, graph: Hete
     loader = _dgl_loader(s, graph, params, device, minibatch_seed_nodes(graph, params))
     timer = StageTimer(device=device)
     steps = params.warmup_steps + params.minibatch_steps
-    it = iter(loader)
-    done = 0
+    batches = _endless(loader)
     with timer.activate():
-        while done < steps:
-            with timer.step(done):
+        for i in range(steps):
+            with timer.step(i):
                 with stage(SAMPLING):
-                    try:
-                        batch = next(it)
-                    except StopIteration:
-                        it = iter(loader)
-                        batch = next(it)
+                    batch = next(batches)
                 minibatch_step(s, batch, graph.target)
-            done += 1
     for r in timer.records:
         if r["step"] >= params.warmup_steps:
             rows.append({"mode": "minibatch", "step": r["step"] - params.warmup_steps, "region": r["name"],
@@ -528,16 +529,12 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str)
         grads = [p for p in s.model.parameters() if p.requires_grad]
         timer = StageTimer(device=device)
         steps = params.warmup_steps + params.ddp_steps
-        it = iter(loader)
+        batches = _endless(loader)
         with timer.activate():
             for i in range(steps):
                 with timer.step(i):
                     with stage(SAMPLING):
-                        try:
-                            batch = next(it)
-                        except StopIteration:
-                            it = iter(loader)
-                            batch = next(it)
+                        batch = next(batches)
                     input_nodes, output_nodes, blocks = batch
                     with stage(DATA_PREPARATION):
                         inputs = _gather_inputs(s, input_nodes)

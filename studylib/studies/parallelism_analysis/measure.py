@@ -19,6 +19,7 @@ is flops, traffic is bytes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -34,9 +35,9 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils import benchmark
 
 from studylib import limits, machine, memory, paths, results, timing
-from studylib.data import hgnn_graphs
+from studylib.data import hgnn_graphs, specs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
+from studylib.data.homogeneous import HomogeneousGraph, synthetic_homogeneous
 from studylib.models.homogeneous import SELF_LOOP_MODELS, build_homogeneous_model
 from studylib.optional import dgl_available, require_dgl
 from studylib.results import ResultTable
@@ -48,9 +49,6 @@ MODEL_LABELS = {"gcn": "GCN", "sage": "GraphSAGE", "gin": "GIN", "gat": "GAT"}
 
 
 FRAMEWORK_LABELS = {"dgl": "DGL", "pyg": "PyG"}
-
-
-REAL_DATASETS = ("cora",)
 
 
 #: R^2 (log-log) at or above which one machine constant per model "explains" the measured step
@@ -79,10 +77,10 @@ def parse_synthetic_name(name: str) -> tuple[int, float, int]:
 
 def graph_names(params) -> list[str]:
     """The graphs of a run: the synthetic grid (``synthetic_nodes`` x ``synthetic_degrees`` x
-    ``feature_dims``) then the real datasets, in that order."""
+    ``feature_dims``) then the real ``datasets`` (named by their spec text), in that order."""
     names = [synthetic_name(n, d, k) for n in params.synthetic_nodes for d in params.synthetic_degrees
              for k in params.feature_dims]
-    return names + list(params.real_datasets)
+    return names + list(params.datasets)
 
 
 def largest_synthetic(params) -> str:
@@ -121,14 +119,50 @@ def step_estimate(model_name: str, n: int, m: int, k: int, hidden: int, num_laye
         "optimizer": memory.optimizer_bytes(weights)})
 
 
+#: Train / validation / test fractions of a real graph that brings no split (as the grid graphs'
+#: split of :func:`studylib.data.homogeneous.synthetic_homogeneous`).
+DEFAULT_SPLIT = (0.6, 0.2, 0.2)
+
+
+def with_split(graph: HomogeneousGraph, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
+               ) -> HomogeneousGraph:
+    """``graph`` unchanged when it has training vertices, else a copy with a seeded random split
+    (``split`` fractions of a permutation of all vertices, ids sorted; recorded in ``info["split"]``):
+    PyG's Amazon or Coauthor graphs, say, come without one, and a training step needs the vertices
+    its loss covers. Raises ``ValueError`` for fractions that are not three values > 0 summing to
+    at most 1."""
+    if graph.train_idx.numel():
+        return graph
+    if len(split) != 3 or min(split) <= 0 or sum(split) > 1 + 1e-9:
+        raise ValueError(f"split must be three fractions > 0 with sum <= 1 (got {split})")
+    n = graph.n
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n).astype(np.int64))
+    n_tr = max(1, int(round(split[0] * n)))
+    n_va = int(round(split[1] * n))
+    n_te = min(n - n_tr - n_va, int(round(split[2] * n)))
+    tr, va, te = perm[:n_tr], perm[n_tr:n_tr + n_va], perm[n_tr + n_va:n_tr + n_va + max(n_te, 0)]
+    return dataclasses.replace(graph, train_idx=tr.sort().values, val_idx=va.sort().values, test_idx=te.sort().values,
+                               info={**graph.info, "split": f"random {split} (seed {seed}): the graph has none"})
+
+
 def load_graph(name: str, params) -> HomogeneousGraph:
-    """A grid graph (:func:`studylib.data.homogeneous.synthetic_homogeneous` with the run's
-    ``num_classes``, ``degree_skew`` and ``seed``) or a real dataset (``"cora"``). Raises what the
-    loaders raise (``DatasetUnavailableError`` names the dataset and the mirror variable), and
-    :class:`studylib.memory.Refused` (estimate and memory available) for a grid graph that would not
-    fit (:func:`graph_estimate`): refused before it is generated."""
-    if name == "cora":
-        return load_cora()
+    """A grid graph (a :func:`synthetic_name`: :func:`studylib.data.homogeneous.synthetic_homogeneous`
+    with the run's ``num_classes``, ``degree_skew`` and ``seed``) or a real dataset named by its
+    spec (an entry of ``datasets``: ``cora`` from the mirror, ``ogb:<name>``, ``planetoid:...``,
+    ``pyg:...``; :func:`studylib.data.specs.load`, the user's files read in place), given a
+    seeded split (:func:`with_split`) when it has none.
+
+    Raises :class:`studylib.data.specs.DataSpecError` naming the spec (missing path, another
+    format, not homogeneous, no labels, no vertex features), ``DatasetUnavailableError`` (names
+    the dataset and the download step), and :class:`studylib.memory.Refused` (estimate and
+    memory available) for a graph that would not fit (:func:`graph_estimate` for a grid graph,
+    :func:`studylib.data.specs.estimate` for a dataset): refused before it is generated or read."""
+    if not name.startswith("syn-"):
+        g = specs.load(name, specs.HOMOGENEOUS, seed=params.seed)
+        if g.feature_dim == 0:
+            raise specs.DataSpecError(f"dataset {name!r}: the graph has no vertex features; {NOTEBOOK} trains "
+                                      "GNNs on them (feature projection of width k)")
+        return with_split(g, params.seed)
     n, d, k = parse_synthetic_name(name)
     memory.require(graph_estimate(n, d, k), what=f"{NOTEBOOK}: graph {name}")
     return synthetic_homogeneous(n, d, k, params.num_classes, params.degree_skew, params.seed, name=name)
@@ -571,9 +605,10 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
     rows, skipped = [], []
     for ds in sorted(med["dataset"].unique()):
         try:
-            graph = hgnn_graphs.load_graph(ds, p.get("synthetic_scale", 1.0), p.get("seed", 0))
-        except Exception as exc:  # dataset unavailable here: say so
-            skipped.append(f"{ds} ({type(exc).__name__})")
+            graph = hgnn_graphs.load_graph(ds, p.get("synthetic_scale", 1.0), p.get("seed", 0),
+                                           options=(p.get("dataset_options") or {}).get(ds))
+        except Exception as exc:  # dataset unavailable here (a user's graph elsewhere, say): say so
+            skipped.append(f"{ds} ({type(exc).__name__}: {str(exc)[:120]})")
             continue
         # HAN's metapaths as 01 chose them (its edge cap, when it has one), else all of the graph's
         mps = hgnn_graphs.han_metapaths(graph, p.get("han_max_metapath_edges", 0) or 0)[0]
@@ -787,7 +822,7 @@ def run_measurement(name: str, params, device: torch.device, graphs: GraphCache 
         measure = lambda c: measure_step_times(c["graph"], c["model"], c["framework"], c["num_layers"],  # noqa: E731
                                                graphs[c["graph"]], params, device, threads)
     elif name == "kernel_profile":
-        pg = [largest_synthetic(params)] + list(params.real_datasets)
+        pg = [largest_synthetic(params)] + list(params.datasets)
         configs = [c for c in step_configs(params, device) if c["graph"] in pg and c["num_layers"] == params.num_layers[0]]
         measure = lambda c: measure_kernel_profile(c["graph"], c["model"], c["framework"], c["num_layers"],  # noqa: E731
                                                    graphs[c["graph"]], params, device)

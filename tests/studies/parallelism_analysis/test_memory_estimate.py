@@ -42,7 +42,7 @@ def test_a_grid_graph_too_large_is_refused_before_it_is_generated(monkeypatch):
 def test_a_refused_graph_is_recorded_by_the_sweep(monkeypatch, output_dirs):
     monkeypatch.setattr(par, "synthetic_homogeneous", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 2**20)
-    p = _params(synthetic_nodes=[100000], synthetic_degrees=[16.0], feature_dims=[128], real_datasets=[],
+    p = _params(synthetic_nodes=[100000], synthetic_degrees=[16.0], feature_dims=[128], datasets=[],
                 partition_graphs=["largest"])
     import torch
 

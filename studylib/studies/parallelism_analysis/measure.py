@@ -608,7 +608,8 @@ def hgnn_check() -> tuple[pd.DataFrame | None, str]:
             graph = hgnn_graphs.load_graph(ds, p.get("synthetic_scale", 1.0), p.get("seed", 0),
                                            options=(p.get("dataset_options") or {}).get(ds))
         except Exception as exc:  # dataset unavailable here (a user's graph elsewhere, say): say so
-            skipped.append(f"{ds} ({type(exc).__name__}: {str(exc)[:120]})")
+            why = str(exc).removeprefix(f"dataset {ds!r}: ")  # the spec is named once
+            skipped.append(f"{ds} ({type(exc).__name__}: {why[:200]})")
             continue
         # HAN's metapaths as 01 chose them (its edge cap, when it has one), else all of the graph's
         mps = hgnn_graphs.han_metapaths(graph, p.get("han_max_metapath_edges", 0) or 0)[0]

@@ -3,8 +3,8 @@ communication models of Besta and Hoefler (IEEE TPAMI 2024, arXiv 2205.09702) pr
 machine measures?
 
 The models live in :mod:`studylib.studies.parallelism_analysis.work_depth`; this module measures GCN, GraphSAGE, GIN and GAT
-training steps (PyG and DGL) over a grid of synthetic graphs and the real graphs of the mirror,
-writes the predictions next to the measurements, fits one machine constant per model, partitions
+training steps (PyG and DGL) over a grid of synthetic graphs and the real graphs of ``datasets``
+(Cora from the mirror, or the user's own graph named by a spec, :mod:`studylib.data.specs`), writes the predictions next to the measurements, fits one machine constant per model, partitions
 graphs with METIS to predict communication, and reads what the other notebooks measured
 (``00-hardware``'s machine limits, ``01-hgnn-training``'s stage times, ``02-distributed-caching``'s
 communicated bytes) when their results exist.

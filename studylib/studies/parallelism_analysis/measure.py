@@ -4,7 +4,8 @@ machine measures?
 
 The models live in :mod:`studylib.studies.parallelism_analysis.work_depth`; this module measures GCN, GraphSAGE, GIN and GAT
 training steps (PyG and DGL) over a grid of synthetic graphs and the real graphs of ``datasets``
-(Cora from the mirror, or the user's own graph named by a spec, :mod:`studylib.data.specs`), writes the predictions next to the measurements, fits one machine constant per model, partitions
+(Cora from the mirror, or the user's own graph named by a spec, :mod:`studylib.data.specs`),
+writes the predictions next to the measurements, fits one machine constant per model, partitions
 graphs with METIS to predict communication, and reads what the other notebooks measured
 (``00-hardware``'s machine limits, ``01-hgnn-training``'s stage times, ``02-distributed-caching``'s
 communicated bytes) when their results exist.

@@ -93,12 +93,17 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
             return data
         datasets = data.get("datasets", cls.model_fields["datasets"].default)
         sweep = data.get("sweep_graph", cls.model_fields["sweep_graph"].default)
-        if (isinstance(datasets, list) and datasets and all(isinstance(d, str) for d in datasets)
+        if not (isinstance(datasets, list) and datasets and all(isinstance(d, str) for d in datasets)
                 and isinstance(sweep, str) and sweep not in datasets and sweep in BUILTIN_GRAPHS):
-            warnings.warn(f"{NOTEBOOK}: sweep_graph={sweep!r} is not in datasets={datasets}; using "
-                          f"{datasets[0]!r} instead", UserWarning, stacklevel=2)
-            data = {**data, "sweep_graph": datasets[0]}
-        return data
+            return data
+        try:
+            for text in datasets:
+                specs.check(text, specs.HOMOGENEOUS)
+        except ValueError:
+            return data  # refused by the datasets validator: no note about a fall-back
+        warnings.warn(f"{NOTEBOOK}: sweep_graph={sweep!r} is not in datasets={datasets}; using "
+                      f"{datasets[0]!r} instead", UserWarning, stacklevel=2)
+        return {**data, "sweep_graph": datasets[0]}
 
     @field_validator("fraction_sweep")
     @classmethod

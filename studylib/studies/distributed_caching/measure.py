@@ -16,6 +16,10 @@ tables only, and the declarations of :mod:`.findings` turn them into verdicts. T
 trainers also record access sequences, which :func:`replay_table` replays offline for every policy
 and every alpha x delta cell (:mod:`.replay`).
 
+Graphs (``datasets``): the built-in names of :data:`BUILTIN_GRAPHS` or any homogeneous dataset
+spec (:func:`load_graph`, :mod:`studylib.data.specs`); tables name a graph by its spec text, file
+names and DistDGL by :func:`dataset_key`.
+
 Times are seconds of wall clock (``time.perf_counter``), bytes are bytes. An epoch's time is the
 slowest rank's (the epoch ends when the last gradient all-reduce does). Speedups are ratios of the
 plain-DistDGL epoch to the variant's epoch *of the same epoch index in the same run* (variants

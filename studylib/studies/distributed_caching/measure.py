@@ -16,6 +16,10 @@ tables only, and the declarations of :mod:`.findings` turn them into verdicts. T
 trainers also record access sequences, which :func:`replay_table` replays offline for every policy
 and every alpha x delta cell (:mod:`.replay`).
 
+Graphs (``datasets``): the built-in names of :data:`BUILTIN_GRAPHS` or any homogeneous dataset
+spec (:func:`load_graph`, :mod:`studylib.data.specs`); tables name a graph by its spec text, file
+names and DistDGL by :func:`dataset_key`.
+
 Times are seconds of wall clock (``time.perf_counter``), bytes are bytes. An epoch's time is the
 slowest rank's (the epoch ends when the last gradient all-reduce does). Speedups are ratios of the
 plain-DistDGL epoch to the variant's epoch *of the same epoch index in the same run* (variants
@@ -25,6 +29,7 @@ after the warm-up epochs; the epoch-time cut is ``1 - mean(variant epochs) / mea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -39,7 +44,7 @@ import scipy.sparse as sp
 import torch
 
 from studylib import machine, memory, paths
-from studylib.data import load_hetero
+from studylib.data import load_hetero, specs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.hgnn_datasets import open_ogb_node_dataset
 from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
@@ -56,7 +61,7 @@ from studylib.distributed import (
 from studylib.distributed.netem import network_model
 from studylib.results import ResultGroup, ResultTable
 from studylib.studies.distributed_caching.cache import capacity_for
-from studylib.studies.distributed_caching.params import NOTEBOOK
+from studylib.studies.distributed_caching.params import BUILTIN_GRAPHS, NOTEBOOK
 from studylib.studies.distributed_caching.replay import replay_grid
 from studylib.tables import ok_rows
 
@@ -168,12 +173,14 @@ def load_ogb_homogeneous(name: str, download: bool = False) -> HomogeneousGraph:
                             test_idx=idx["test"], info={"source": f"ogb {name}"})
 
 
-def load_graph(name: str, params) -> HomogeneousGraph:
-    """The graph ``name`` of the parameters: ``synthetic`` (power-law, see
+def builtin_graph(name: str, params) -> HomogeneousGraph:
+    """The built-in graph ``name`` (one of :data:`BUILTIN_GRAPHS`): ``synthetic`` (power-law, see
     :func:`studylib.data.homogeneous.synthetic_homogeneous`), ``cora`` (Planetoid; random 60/20/20
     split unless ``real_split="standard"``), ``dblp`` (:func:`dblp_paper_graph`), ``ogbn-products``,
-    ``ogbn-papers100M`` (:func:`load_ogb_homogeneous`)."""
+    ``ogbn-papers100M`` (:func:`load_ogb_homogeneous`). Raises ``KeyError`` for another name."""
 
+    if name not in BUILTIN_GRAPHS:
+        raise KeyError(f"{name!r} is not a built-in graph of {NOTEBOOK} ({', '.join(BUILTIN_GRAPHS)})")
     if name == "synthetic":
         return synthetic_homogeneous(params.synthetic_nodes, params.synthetic_avg_degree, params.synthetic_feature_dim,
                                      params.synthetic_classes, params.synthetic_degree_skew, params.seed)
@@ -185,16 +192,52 @@ def load_graph(name: str, params) -> HomogeneousGraph:
     return load_ogb_homogeneous(name)
 
 
+def load_graph(name: str, params) -> HomogeneousGraph:
+    """The graph of one entry of ``datasets``, named by a dataset spec (:mod:`studylib.data.specs`,
+    homogeneous kind): a built-in name (:func:`builtin_graph`, the ``builtin`` loader of
+    :func:`studylib.data.specs.load`), or ``ogb:<name>``, ``planetoid:<Name>[,<root>]``,
+    ``pyg:<Class>[/<name>][,<root>]`` (the user's files read in place). A spec graph gets the
+    study's random 60/20/20 split (:func:`resplit`, seed ``params.seed``, over all its nodes, as
+    ``cora``) when it has no training nodes or ``real_split="random"``; else it keeps its source's
+    split.
+
+    Raises :class:`studylib.data.specs.DataSpecError` naming the spec (missing path, another
+    format, not homogeneous, no labels, no node features), :class:`studylib.memory.Refused` for a
+    graph too large for memory (estimated before it is read), ``DatasetUnavailableError`` for a
+    dataset not in the cache."""
+    g = specs.load(name, specs.HOMOGENEOUS, seed=params.seed, builtin=lambda n: builtin_graph(n, params))
+    if g.feature_dim == 0:
+        raise specs.DataSpecError(f"dataset {name!r}: the graph has no node features; {NOTEBOOK}'s models "
+                                  "(GraphSAGE, GAT) and its feature caches need them")
+    if name not in BUILTIN_GRAPHS and (params.real_split == "random" or g.train_idx.numel() == 0):
+        g = resplit(g, (0.6, 0.2, 0.2), params.seed)
+    return g
+
+
 class GraphCache(GraphCacheBase):
-    """Loads each graph once per notebook run (``graphs[name]``, see :func:`load_graph`)."""
+    """Loads each graph once per notebook run (``graphs[spec]``, see :func:`load_graph`)."""
 
     def __init__(self, params):
         super().__init__(lambda name: load_graph(name, params))
 
 
+def dataset_key(name: str) -> str:
+    """A file-system- and DistDGL-safe key (letters, digits, ``-``, ``_``) of an entry of
+    ``datasets``: a built-in name itself; for a spec, its short name (folder or dataset name,
+    other characters as ``_``, at most 32) plus ``-`` and the first 10 hex digits of the SHA-256 of
+    the spec text, so that two specs never share a key (``planetoid:Cora,a/x`` and
+    ``planetoid:Cora,b/x`` differ) and no spec key equals a built-in name."""
+    if name in BUILTIN_GRAPHS:
+        return name
+    short = re.sub(r"[^A-Za-z0-9_-]", "_", specs.parse(name, specs.HOMOGENEOUS).name)[:32].strip("_-") or "graph"
+    return f"{short}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
 def graph_key(name: str, graph: HomogeneousGraph) -> str:
-    """DistDGL graph name of ``graph`` (letters, digits, ``-``, ``_``)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "p", graph.name if name == "synthetic" else name)
+    """DistDGL graph name (and partition cache key) of ``graph``, the entry ``name`` of ``datasets``:
+    the synthetic graph's name (it encodes the generator's size parameters), else
+    :func:`dataset_key`."""
+    return re.sub(r"[^A-Za-z0-9_-]", "p", graph.name) if name == "synthetic" else dataset_key(name)
 
 
 def graph_table(graphs: dict) -> pd.DataFrame:
@@ -271,7 +314,7 @@ def plan_runs(params) -> list[dict]:
                                      else params.min_batches_per_epoch),
                      "record_access": list(params.replay_seed_orders) if sweeps else []})
 
-    for graph in params.graphs:
+    for graph in params.datasets:
         for m in params.machines:
             for net in params.networks:
                 # the baseline next to massivegnn: neighbours in the alternation are measured closest in time
@@ -402,10 +445,17 @@ GRAPH_SHAPES = {"cora": (2708, 10556, 1433), "ogbn-products": (2449029, 2 * 6185
 DBLP_SHAPE = (14328, 324880)
 
 
-def graph_shape(name: str, params) -> tuple[int, int, int]:
-    """(nodes, directed edges, feature width) of graph ``name`` under ``params``, without loading
-    or generating it (synthetic: ``synthetic_nodes x synthetic_avg_degree`` edges). Raises
-    ``KeyError`` for an unknown graph."""
+def graph_shape(name: str, params, graphs=None) -> tuple[int, int, int]:
+    """(nodes, directed edges, feature width) of graph ``name`` under ``params``: for a built-in
+    graph without loading or generating it (synthetic: ``synthetic_nodes x synthetic_avg_degree``
+    edges); for a spec graph from the loaded graph ``graphs[name]`` (loading it if needed: its
+    own memory check, :func:`studylib.data.specs.require_memory`, comes before reading it).
+    Raises ``KeyError`` for a spec graph when ``graphs`` is ``None``."""
+    if name not in BUILTIN_GRAPHS:
+        if graphs is None:
+            raise KeyError(f"{name!r}: the shape of a spec graph comes from the loaded graph; pass graphs")
+        g = graphs[name]
+        return int(g.n), int(g.src.numel()), int(g.feature_dim)
     if name == "synthetic":
         n = int(params.synthetic_nodes)
         return n, int(round(n * params.synthetic_avg_degree)), int(params.synthetic_feature_dim)
@@ -414,8 +464,9 @@ def graph_shape(name: str, params) -> tuple[int, int, int]:
     return GRAPH_SHAPES[name]
 
 
-def run_estimate(run: dict, params, mode: str = "netns") -> memory.Estimate:
-    """Memory of one cluster run on this host, before anything is loaded (bytes, by part):
+def run_estimate(run: dict, params, mode: str = "netns", graphs=None) -> memory.Estimate:
+    """Memory of one cluster run on this host, before its built-in graph is loaded (bytes, by part;
+    a spec graph's shape is read from the loaded graph in ``graphs``, see :func:`graph_shape`):
 
     * ``graph``: the notebook's copy of the graph (int64 COO, float32 features, int64 labels);
     * ``partitioning``: DGL's CSR and CSC of the whole graph while ``partition_graph`` runs;
@@ -426,7 +477,7 @@ def run_estimate(run: dict, params, mode: str = "netns") -> memory.Estimate:
     * ``buffers``: every trainer's feature buffers, one per cache variant, ``floor(fraction x
       halo)`` rows each (:func:`studylib.studies.distributed_caching.cache.capacity_for`).
     """
-    n, e, f = graph_shape(run["graph"], params)
+    n, e, f = graph_shape(run["graph"], params, graphs)
     p = run["machines"] if mode != "standalone" else 1
     halo = min(n - n // p, memory.random_partition_halo_nodes(n, e, p)) if p > 1 else 0
     trainers = p * params.trainers_per_machine
@@ -441,7 +492,8 @@ def run_estimate(run: dict, params, mode: str = "netns") -> memory.Estimate:
 
 def access_dir(run: dict) -> Path:
     """Folder of a run's recorded access sequences (``results/02-distributed-caching/access/...``)."""
-    return paths.results_dir(NOTEBOOK) / "access" / f"{run['run']}-{run['graph']}-{run['machines']}m-{run['network']}"
+    return (paths.results_dir(NOTEBOOK) / "access"
+            / f"{run['run']}-{dataset_key(run['graph'])}-{run['machines']}m-{run['network']}")
 
 
 def load_access(run: dict) -> list[dict]:
@@ -501,7 +553,7 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
         log(f"network namespaces are not available ({why}); falling back to DistDGL's standalone mode: one "
             f"partition, one trainer, no remote traffic, so the caches have nothing to hold")
         seen = {}
-        for g in dict.fromkeys([*params.graphs, params.sweep_graph]):
+        for g in dict.fromkeys([*params.datasets, params.sweep_graph]):
             seen[g] = {"graph": g, "machines": 1, "network": "none (standalone)", "run": "standalone",
                        "variants": [variant(params.models[0], p, params, params.models[0])
                                     for p in ("distdgl", "prefetch", "massivegnn")],
@@ -518,7 +570,7 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
             log(f"[{i + 1}/{len(runs)}] {key}: already measured; resuming")
             continue
         if mode != "ssh":  # real hosts: their memory is not this host's
-            decision = memory.decide(run_estimate(run, params, mode), what=f"{NOTEBOOK}: {run['run']} run of "
+            decision = memory.decide(run_estimate(run, params, mode, graphs), what=f"{NOTEBOOK}: {run['run']} run of "
                                      f"{run['graph']} on {run['machines']} machine(s)")
             if not decision.fits:
                 log(f"[{i + 1}/{len(runs)}] refused: {decision.message()}")
@@ -527,7 +579,7 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
         g = graphs[run["graph"]]
         log(f"[{i + 1}/{len(runs)}] {run['run']}: {run['graph']} on {run['machines']} machine(s), network "
             f"{run['network']}: {len(run['variants'])} variants x {params.epochs} epochs")
-        workdir = logdir / f"{run['run']}-{run['graph']}-{run['machines']}m-{run['network']}"
+        workdir = logdir / f"{run['run']}-{dataset_key(run['graph'])}-{run['machines']}m-{run['network']}"
         t0 = time.perf_counter()
         try:
             got, info = execute_run(run, g, params, device, workdir, mode)

@@ -3,22 +3,30 @@ cell repeats them for papermill; a test checks that they agree)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from studylib.data import specs
 from studylib.distributed.netem import network_model
 from studylib.distributed.params import ClusterParams
 from studylib.params import NotebookParams, PositiveInt
 
 NOTEBOOK = "02-distributed-caching"
 
+#: The built-in graphs of this study (``measure.load_graph``); any homogeneous spec works too.
+BUILTIN_GRAPHS = ("synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M")
+
 
 class DistributedCachingParams(NotebookParams, ClusterParams):
     """Parameters of ``02-distributed-caching`` (Sarkar, Ghosh, Tallent, Jannesari, IEEE CLUSTER 2024)."""
 
-    graphs: list[Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"]] = Field(
-        ["synthetic", "cora", "dblp"], min_length=1, description="graphs of the main comparison")
+    datasets: list[str] = Field(
+        ["synthetic", "cora", "dblp"], min_length=1,
+        description="graphs of the main comparison: synthetic, cora, dblp, ogbn-products, ogbn-papers100M, or "
+                    "homogeneous specs (ogb:<name>, planetoid:<Name>[,<root>], pyg:<Class>[/<name>][,<root>]; "
+                    "see studylib.data.specs)")
     machines: list[PositiveInt] = Field([2], min_length=1, description="DistDGL machines = METIS partitions")
     trainers_per_machine: int = Field(1, gt=0, description="trainer processes per machine")
     networks: list[str] = Field(["1g-200us"], min_length=1, description="network models of the main comparison")
@@ -43,8 +51,7 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
         ["shuffle", "clustered"], description="seed orders of the access sequences recorded for the offline replay")
     sweep_epochs: int = Field(4, gt=0, description="epochs of the sweeps run (warm-up included)")
     sweep_batches_per_epoch: int = Field(16, ge=0, description="mini-batches per epoch of the sweeps run; 0 = full epochs")
-    sweep_graph: Literal["synthetic", "cora", "dblp", "ogbn-products", "ogbn-papers100M"] = Field(
-        "synthetic", description="graph of the sweeps")
+    sweep_graph: str = Field("synthetic", description="graph of the sweeps, one of datasets")
     epochs: int = Field(4, gt=0, description="epochs per variant, alternating (warm-up epochs included)")
     warmup_epochs: int = Field(1, ge=0, description="first epochs left out of the timings")
     batch_size: int = Field(1000, gt=0, description="seed nodes per mini-batch and trainer")
@@ -61,10 +68,42 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
     synthetic_degree_skew: float = Field(2.0, gt=0, description="its Pareto tail index; smaller = heavier hubs")
     synthetic_classes: int = Field(8, ge=2, description="its classes")
     dblp_feature_dim: int = Field(256, gt=0, description="random projection width of DBLP paper features")
-    real_split: Literal["random", "standard"] = Field("random", description="Cora split: random 60/20/20 or Planetoid")
+    real_split: Literal["random", "standard"] = Field(
+        "random", description="split of cora and of spec graphs: random 60/20/20, or the source's (Planetoid's, "
+                              "ogb's); a graph without a split is always split at random")
     partition_method: Literal["metis", "random"] = Field("metis", description="node assignment of partition_graph")
     cluster_timeout_s: float = Field(900, gt=0, description="limit of one cluster run (s)")
     verify_features: bool = Field(False, description="compare every cached fetch with a plain pull (slow)")
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_specs(cls, v: list[str]) -> list[str]:
+        for text in v:  # syntax, kind, paths and format: a bad spec stops here, before any work
+            specs.check(text, specs.HOMOGENEOUS)
+        if len(set(v)) != len(v):
+            raise ValueError(f"datasets lists a graph twice: {v}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sweep_graph_falls_back(cls, data: Any) -> Any:
+        """A ``sweep_graph`` naming a built-in graph that ``datasets`` leaves out (an overridden
+        ``datasets``) falls back to the first of ``datasets``, with a note, instead of failing."""
+        if not isinstance(data, dict):
+            return data
+        datasets = data.get("datasets", cls.model_fields["datasets"].default)
+        sweep = data.get("sweep_graph", cls.model_fields["sweep_graph"].default)
+        if not (isinstance(datasets, list) and datasets and all(isinstance(d, str) for d in datasets)
+                and isinstance(sweep, str) and sweep not in datasets and sweep in BUILTIN_GRAPHS):
+            return data
+        try:
+            for text in datasets:
+                specs.check(text, specs.HOMOGENEOUS)
+        except ValueError:
+            return data  # refused by the datasets validator: no note about a fall-back
+        warnings.warn(f"{NOTEBOOK}: sweep_graph={sweep!r} is not in datasets={datasets}; using "
+                      f"{datasets[0]!r} instead", UserWarning, stacklevel=2)
+        return {**data, "sweep_graph": datasets[0]}
 
     @field_validator("fraction_sweep")
     @classmethod
@@ -99,6 +138,8 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
 
     @model_validator(mode="after")
     def _warmup_below_epochs(self):
+        if self.sweep_graph not in self.datasets:
+            raise ValueError(f"sweep_graph must be one of datasets {self.datasets} (got {self.sweep_graph!r})")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
         if self.warmup_epochs >= self.sweep_epochs:

@@ -11,7 +11,7 @@ from studylib import params as sp
 from studylib.studies.distributed_caching import measure as dc
 from studylib.studies.distributed_caching.findings import declare
 
-P = sp.validate("02-distributed-caching", {"graphs": ["synthetic", "cora"]})
+P = sp.validate("02-distributed-caching", {"datasets": ["synthetic", "cora"]})
 RUNS = dc.plan_runs(P)
 FINDINGS = {f.id: f for f in declare(P)}
 NET_SPEED = {"loopback": 0, "10g-50us": 1, "1g-200us": 2}

@@ -11,7 +11,7 @@ from studylib.studies.distributed_caching import measure as dc
 
 
 def test_the_estimate_counts_partitions_features_and_buffers():
-    P = sp.validate("02-distributed-caching", {"graphs": ["synthetic"], "synthetic_nodes": 10000,
+    P = sp.validate("02-distributed-caching", {"datasets": ["synthetic"], "synthetic_nodes": 10000,
                                                 "synthetic_avg_degree": 10.0, "synthetic_feature_dim": 64})
     main = dc.plan_runs(P)[0]
     est = dc.run_estimate(main, P)
@@ -27,7 +27,7 @@ def test_the_estimate_counts_partitions_features_and_buffers():
 
 
 def test_a_run_too_large_for_this_host_is_refused_before_any_work(output_dirs, monkeypatch):
-    P = sp.validate("02-distributed-caching", {"graphs": ["synthetic"], "synthetic_nodes": 10**12,
+    P = sp.validate("02-distributed-caching", {"datasets": ["synthetic"], "synthetic_nodes": 10**12,
                                                 "network_sweep": ["1g-200us"]})
 
     def forbidden(*a, **k):

@@ -69,7 +69,7 @@ def test_smoke_profile_end_to_end(output_dirs, tmp_path, monkeypatch):
     for name in FIGURES:
         assert (figs / f"{name}.png").stat().st_size > 5000, name
         side = json.loads((figs / f"{name}.json").read_text())
-        assert side["parameters"]["graphs"] == ["synthetic"] and side["run_id"]
+        assert side["parameters"]["datasets"] == ["synthetic"] and side["run_id"]
     assert (output_dirs / "reports" / "smoke" / "02-distributed-caching.ipynb").is_file()
     assert cl.orphaned() == {"netns": [], "links": []}, "the notebook left namespaces or links behind"
     if os.path.isdir("/dev/shm"):

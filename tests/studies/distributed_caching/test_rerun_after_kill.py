@@ -31,7 +31,7 @@ def test_notebook_02_reruns_a_run_interrupted_between_its_tables(output_dirs, mo
     monkeypatch.setattr(dc, "execute_run", execute_run)
     monkeypatch.setattr(dc, "partition", lambda *a, **k: None)
     monkeypatch.setattr(dc, "partition_statistics", lambda cfg: [{"part": 0, "inner_nodes": 1}])
-    params = SimpleNamespace(model_dump=lambda: {"graphs": ["cora"]}, epochs=1, partition_method="metis",
+    params = SimpleNamespace(model_dump=lambda: {"datasets": ["cora"]}, epochs=1, partition_method="metis",
                              trainers_per_machine=1,
                              cluster_mode="namespaces", cluster_spec_kwargs=lambda: {})
 

@@ -12,6 +12,7 @@ Public API::
     HomogeneousGraph(name, num_nodes, src, dst, features, labels, num_classes, train_idx, val_idx,
                      test_idx, info)
     load_cora() -> HomogeneousGraph                       # Planetoid Cora via studylib.data.resolve
+    random_split(graph, split=(0.6, 0.2, 0.2), seed=0, eligible=None) -> HomogeneousGraph
     synthetic_homogeneous(n, avg_degree, feature_dim, num_classes, degree_skew, seed) -> HomogeneousGraph
     degree_statistics(src, dst, n) -> dict                # n, m, degrees, max degree, skew measures
 """
@@ -25,7 +26,7 @@ import torch
 
 from studylib.data.registry import REGISTRY, resolve
 
-__all__ = ["HomogeneousGraph", "degree_statistics", "load_cora", "synthetic_homogeneous"]
+__all__ = ["HomogeneousGraph", "degree_statistics", "load_cora", "random_split", "synthetic_homogeneous"]
 
 
 @dataclass
@@ -41,6 +42,9 @@ class HomogeneousGraph:
         num_classes: number of classes.
         train_idx, val_idx, test_idx: int64 tensors of vertex ids (disjoint).
         info: free-form provenance (source, generator arguments).
+        labelled: int64 tensor of the vertex ids that carry a label, or ``None`` when every vertex
+            does (ogbn-papers100M labels about 1% of its vertices; the others hold label 0 and
+            belong to no split). :func:`random_split` draws only from these.
 
     Raises ``ValueError`` at construction when shapes, dtypes or ids are inconsistent.
     """
@@ -56,6 +60,7 @@ class HomogeneousGraph:
     val_idx: torch.Tensor
     test_idx: torch.Tensor
     info: dict = field(default_factory=dict)
+    labelled: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = int(self.num_nodes)
@@ -75,6 +80,9 @@ class HomogeneousGraph:
                              f"{tuple(self.features.shape)})")
         if self.labels.numel() != n:
             raise ValueError(f"labels must have n={n} entries (got {self.labels.numel()})")
+        if self.labelled is not None and (self.labelled.dtype != torch.int64 or self.labelled.dim() != 1 or (
+                self.labelled.numel() and (int(self.labelled.min()) < 0 or int(self.labelled.max()) >= n))):
+            raise ValueError(f"labelled must be a 1-d int64 tensor of vertex ids in [0, {n})")
 
     # ---------------------------------------------------------------- basic queries
     @property
@@ -211,6 +219,34 @@ def degree_statistics(src: torch.Tensor | np.ndarray, dst: torch.Tensor | np.nda
 # ------------------------------------------------------------------------------------------------
 # Cora
 # ------------------------------------------------------------------------------------------------
+
+def random_split(graph: HomogeneousGraph, split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
+                 eligible: torch.Tensor | None = None) -> HomogeneousGraph:
+    """A copy of ``graph`` with a seeded random train/validation/test split.
+
+    Args:
+        graph: the graph; it is not modified.
+        split: fractions of the eligible vertices in train, validation and test (each > 0, sum
+            <= 1; counts rounded, the test set capped by what is left).
+        seed: seed of the permutation (``torch.Generator``), so a split is the same on every run.
+        eligible: int64 vertex ids to draw from; default ``graph.labelled`` (the labelled vertices),
+            or every vertex when that is ``None``.
+
+    Returns the copy, its index tensors sorted int64 and ``info["split"]`` recording the rule.
+    Raises ``ValueError`` for fractions that are not three values > 0 summing to at most 1.
+    """
+    if len(split) != 3 or min(split) <= 0 or sum(split) > 1 + 1e-9:
+        raise ValueError(f"split must be three fractions > 0 with sum <= 1 (got {split})")
+    if eligible is None:
+        eligible = graph.labelled
+    nodes = torch.arange(graph.n) if eligible is None else eligible.to(torch.int64)
+    perm = nodes[torch.randperm(nodes.numel(), generator=torch.Generator().manual_seed(seed))]
+    n_tr, n_va = int(round(split[0] * perm.numel())), int(round(split[1] * perm.numel()))
+    n_te = min(perm.numel() - n_tr - n_va, int(round(split[2] * perm.numel())))
+    return replace(graph, train_idx=perm[:n_tr].sort().values, val_idx=perm[n_tr:n_tr + n_va].sort().values,
+                   test_idx=perm[n_tr + n_va:n_tr + n_va + n_te].sort().values,
+                   info={**graph.info, "split": f"random {tuple(split)} seed {seed}"})
+
 
 def load_cora(download: bool = False) -> HomogeneousGraph:
     """Planetoid's Cora citation graph (Yang, Cohen, Salakhutdinov, ICML 2016) with its standard

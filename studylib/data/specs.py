@@ -537,7 +537,7 @@ def _load_ogb(spec: DataSpec):
 
 def _homogeneous_from_arrays(spec: DataSpec, n, edge_index, x, y, split: dict, info: dict):
     """A :class:`HomogeneousGraph` from ogb/PyG arrays; edges made symmetric and coalesced, nodes
-    without a label (NaN) get label 0 and stay out of every split."""
+    without a label (NaN) get label 0, stay out of every split and out of ``labelled``."""
     from studylib.data.homogeneous import HomogeneousGraph
 
     n = int(n)
@@ -553,10 +553,14 @@ def _homogeneous_from_arrays(spec: DataSpec, n, edge_index, x, y, split: dict, i
              else torch.zeros((n, 0), dtype=torch.float32))
     idx = {k: torch.as_tensor(np.asarray(split.get(k, [])), dtype=torch.int64).view(-1)
            for k in ("train", "valid", "test")}
+    labelled = None if valid.all() else torch.from_numpy(np.flatnonzero(valid).astype(np.int64))
+    if labelled is not None:
+        info = {**info, "labels": f"{labelled.numel()} of {n} nodes labelled"}
     return HomogeneousGraph(name=spec.name, num_nodes=n, src=key // n, dst=key % n, features=feats, labels=labels,
                             num_classes=int(labels.max()) + 1 if n else 0, train_idx=idx["train"],
                             val_idx=idx["valid"], test_idx=idx["test"],
-                            info={**info, "spec": spec.text, "edges": "made symmetric, each pair once"})
+                            info={**info, "spec": spec.text, "edges": "made symmetric, each pair once"},
+                            labelled=labelled)
 
 
 def _from_pyg_data(spec: DataSpec, data, options: Mapping | None):

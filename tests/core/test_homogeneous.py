@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from conftest import mirror_path
 
 from studylib import paths
-from studylib.data.homogeneous import HomogeneousGraph, degree_statistics, load_cora, synthetic_homogeneous
+from studylib.data.homogeneous import (
+    HomogeneousGraph,
+    degree_statistics,
+    load_cora,
+    random_split,
+    synthetic_homogeneous,
+)
 from studylib.models.homogeneous import FRAMEWORKS, MODELS, build_homogeneous_model
 
 # --------------------------------------------------------------------------------- graphs
@@ -73,6 +79,30 @@ def test_graph_validation_and_conversions():
     assert int(dg.ndata["train_mask"].sum()) == 1
     data = g.to_pyg()
     assert torch.equal(data.edge_index, g.edge_index()) and data.num_nodes == 3 and bool(data.test_mask[2])
+
+
+def test_random_split_is_seeded_disjoint_and_keeps_to_labelled_vertices():
+    n = 50
+    empty = torch.zeros(0, dtype=torch.int64)
+    g = HomogeneousGraph("g", n, torch.arange(n - 1), torch.arange(1, n), torch.ones(n, 3), torch.arange(n) % 2, 2,
+                         empty, empty, empty)
+    a, b = random_split(g, seed=1), random_split(g, seed=1)
+    assert (len(a.train_idx), len(a.val_idx), len(a.test_idx)) == (30, 10, 10)
+    assert torch.equal(a.train_idx, b.train_idx) and not torch.equal(a.train_idx, random_split(g, seed=2).train_idx)
+    ids = torch.cat([a.train_idx, a.val_idx, a.test_idx])
+    assert ids.unique().numel() == n  # disjoint, every vertex once
+    assert "random" in a.info["split"] and g.train_idx.numel() == 0  # the graph is not modified
+    # only the labelled vertices (as ogbn-papers100M's) are drawn, by default and when given
+    labelled = torch.arange(0, n, 5)
+    part = random_split(HomogeneousGraph("p", n, g.src, g.dst, g.features, g.labels, 2, empty, empty, empty,
+                                         labelled=labelled), seed=3)
+    drawn = torch.cat([part.train_idx, part.val_idx, part.test_idx])
+    assert drawn.numel() == labelled.numel() and set(drawn.tolist()) == set(labelled.tolist())
+    assert set(random_split(g, seed=3, eligible=labelled).train_idx.tolist()) <= set(labelled.tolist())
+    with pytest.raises(ValueError, match="three fractions"):
+        random_split(g, (0.8, 0.3, 0.1))
+    with pytest.raises(ValueError, match="labelled"):
+        HomogeneousGraph("p", n, g.src, g.dst, g.features, g.labels, 2, empty, empty, empty, labelled=torch.tensor([n]))
 
 
 def test_degree_statistics_hand_example():

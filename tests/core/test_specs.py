@@ -113,6 +113,19 @@ def test_planetoid_raw_folder_is_read_without_writing(tmp_path):
     assert _digest(root) == before
 
 
+def test_unlabelled_nodes_stay_out_of_splits_and_labelled():
+    import numpy as np
+
+    spec = specs.parse("ogb:ogbn-arxiv")
+    y = np.array([[0.0], [np.nan], [2.0], [1.0], [np.nan]])  # ogb marks unlabelled nodes NaN (papers100M)
+    g = specs._homogeneous_from_arrays(spec, 5, np.array([[0, 1, 2, 3], [1, 2, 3, 4]]), np.ones((5, 2)), y,
+                                       {"train": [0, 2], "valid": [3], "test": []}, {"source": "test"})
+    assert g.labelled.tolist() == [0, 2, 3] and g.labels.tolist() == [0, 0, 2, 1, 0]
+    assert g.m == 8 and "3 of 5 nodes labelled" in g.info["labels"]
+    full = specs._homogeneous_from_arrays(spec, 5, np.array([[0], [1]]), None, np.arange(5) % 2, {}, {})
+    assert full.labelled is None and full.feature_dim == 0
+
+
 def test_library_datasets_never_download_outside_the_download_step(data_dir):
     with pytest.raises(FileNotFoundError, match="python -m studylib data planetoid:PubMed"):
         specs.load("planetoid:PubMed")

@@ -35,7 +35,6 @@ import math
 import re
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +45,7 @@ import torch
 from studylib import machine, memory, paths
 from studylib.data import load_hetero, specs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.hgnn_datasets import open_ogb_node_dataset
-from studylib.data.homogeneous import HomogeneousGraph, load_cora, synthetic_homogeneous
-from studylib.data.registry import locally_processed, resolve
+from studylib.data.homogeneous import HomogeneousGraph, load_cora, random_split, synthetic_homogeneous
 from studylib.distributed import (
     ClusterError,
     ClusterSpec,
@@ -86,22 +83,6 @@ PREPARE_REGIONS = ("sampling", "local_fetch", "remote_fetch", "cache_lookup", "c
 
 
 TRAIN_REGIONS = ("forward", "backward", "allreduce", "update")
-
-
-def resplit(graph: HomogeneousGraph, split: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
-            eligible: torch.Tensor | None = None) -> HomogeneousGraph:
-    """A copy of ``graph`` with a random train/val/test split in the given proportions over the
-    ``eligible`` nodes (default all); raises ``ValueError`` for proportions outside (0, 1]."""
-
-    if len(split) != 3 or min(split) <= 0 or sum(split) > 1 + 1e-9:
-        raise ValueError(f"split must be three fractions > 0 with sum <= 1 (got {split})")
-    nodes = torch.arange(graph.n) if eligible is None else eligible.to(torch.int64)
-    perm = nodes[torch.randperm(nodes.numel(), generator=torch.Generator().manual_seed(seed))]
-    n_tr, n_va = int(round(split[0] * perm.numel())), int(round(split[1] * perm.numel()))
-    n_te = min(perm.numel() - n_tr - n_va, int(round(split[2] * perm.numel())))
-    return replace(graph, train_idx=perm[:n_tr].sort().values, val_idx=perm[n_tr:n_tr + n_va].sort().values,
-                   test_idx=perm[n_tr + n_va:n_tr + n_va + n_te].sort().values,
-                   info={**graph.info, "split": f"random {split} seed {seed}"})
 
 
 def dblp_paper_graph(feature_dim: int = 256, seed: int = 0) -> HomogeneousGraph:
@@ -142,42 +123,16 @@ def dblp_paper_graph(feature_dim: int = 256, seed: int = 0) -> HomogeneousGraph:
         val_idx=torch.zeros(0, dtype=torch.int64), test_idx=torch.zeros(0, dtype=torch.int64),
         info={"source": "dblp (MAGNN) P-A-P", "feature_projection": f"gaussian 4231->{feature_dim}, seed {seed}",
               "labels": "majority label of the paper's authors"})
-    return resplit(g, (0.6, 0.2, 0.2), seed, eligible=torch.nonzero(torch.from_numpy(has)).flatten())
-
-
-def load_ogb_homogeneous(name: str, download: bool = False) -> HomogeneousGraph:
-    """``ogbn-products`` or ``ogbn-papers100M`` through ogb's ``NodePropPredDataset`` (paper
-    profile; tens of GB for papers100M), resolved like every registered dataset
-    (:func:`studylib.data.resolve`: cache, mirror, download only when ``download``; fetch it with
-    ``python -m studylib data <name>``). Edges are made symmetric; nodes without a label
-    (papers100M) get label 0 and stay out of every split. ogb's interactive prompts raise
-    :class:`studylib.data.DatasetUnavailableError` instead of waiting."""
-    if name not in ("ogbn-products", "ogbn-papers100M"):
-        raise ValueError(f"unknown OGB graph {name!r}")
-    folder = resolve(name, download=download)
-    with locally_processed(folder):
-        ds = open_ogb_node_dataset(name, root=folder.parent, download=False)
-    graph, labels = ds[0]
-    split = ds.get_idx_split()
-    ei = torch.as_tensor(graph["edge_index"], dtype=torch.int64)
-    src, dst = torch.cat([ei[0], ei[1]]), torch.cat([ei[1], ei[0]])
-    key = torch.unique(src * graph["num_nodes"] + dst)
-    src, dst = key // graph["num_nodes"], key % graph["num_nodes"]
-    y = np.asarray(labels).reshape(-1)
-    valid = ~np.isnan(y) if y.dtype.kind == "f" else np.ones_like(y, dtype=bool)
-    y = torch.from_numpy(np.where(valid, y, 0).astype(np.int64))
-    idx = {k: torch.as_tensor(np.asarray(split[k]), dtype=torch.int64).view(-1) for k in ("train", "valid", "test")}
-    return HomogeneousGraph(name=name, num_nodes=int(graph["num_nodes"]), src=src, dst=dst,
-                            features=torch.as_tensor(graph["node_feat"], dtype=torch.float32),
-                            labels=y, num_classes=int(y.max()) + 1, train_idx=idx["train"], val_idx=idx["valid"],
-                            test_idx=idx["test"], info={"source": f"ogb {name}"})
+    return random_split(g, (0.6, 0.2, 0.2), seed, eligible=torch.nonzero(torch.from_numpy(has)).flatten())
 
 
 def builtin_graph(name: str, params) -> HomogeneousGraph:
     """The built-in graph ``name`` (one of :data:`BUILTIN_GRAPHS`): ``synthetic`` (power-law, see
     :func:`studylib.data.homogeneous.synthetic_homogeneous`), ``cora`` (Planetoid; random 60/20/20
     split unless ``real_split="standard"``), ``dblp`` (:func:`dblp_paper_graph`), ``ogbn-products``,
-    ``ogbn-papers100M`` (:func:`load_ogb_homogeneous`). Raises ``KeyError`` for another name."""
+    ``ogbn-papers100M`` (ogb's loader through ``specs.load("ogb:<name>")``: registry, mirror,
+    checksums; edges made symmetric; papers100M's unlabelled nodes stay out of every split). Raises
+    ``KeyError`` for another name."""
 
     if name not in BUILTIN_GRAPHS:
         raise KeyError(f"{name!r} is not a built-in graph of {NOTEBOOK} ({', '.join(BUILTIN_GRAPHS)})")
@@ -186,10 +141,10 @@ def builtin_graph(name: str, params) -> HomogeneousGraph:
                                      params.synthetic_classes, params.synthetic_degree_skew, params.seed)
     if name == "cora":
         g = load_cora()
-        return g if params.real_split == "standard" else resplit(g, (0.6, 0.2, 0.2), params.seed)
+        return g if params.real_split == "standard" else random_split(g, (0.6, 0.2, 0.2), params.seed)
     if name == "dblp":
         return dblp_paper_graph(params.dblp_feature_dim, params.seed)
-    return load_ogb_homogeneous(name)
+    return specs.load(f"ogb:{name}", specs.HOMOGENEOUS)
 
 
 def load_graph(name: str, params) -> HomogeneousGraph:
@@ -197,9 +152,9 @@ def load_graph(name: str, params) -> HomogeneousGraph:
     homogeneous kind): a built-in name (:func:`builtin_graph`, the ``builtin`` loader of
     :func:`studylib.data.specs.load`), or ``ogb:<name>``, ``planetoid:<Name>[,<root>]``,
     ``pyg:<Class>[/<name>][,<root>]`` (the user's files read in place). A spec graph gets the
-    study's random 60/20/20 split (:func:`resplit`, seed ``params.seed``, over all its nodes, as
-    ``cora``) when it has no training nodes or ``real_split="random"``; else it keeps its source's
-    split.
+    study's random 60/20/20 split (:func:`studylib.data.homogeneous.random_split`, seed
+    ``params.seed``, over its labelled nodes, as ``cora``) when it has no training nodes or
+    ``real_split="random"``; else it keeps its source's split.
 
     Raises :class:`studylib.data.specs.DataSpecError` naming the spec (missing path, another
     format, not homogeneous, no labels, no node features), :class:`studylib.memory.Refused` for a
@@ -210,7 +165,7 @@ def load_graph(name: str, params) -> HomogeneousGraph:
         raise specs.DataSpecError(f"dataset {name!r}: the graph has no node features; {NOTEBOOK}'s models "
                                   "(GraphSAGE, GAT) and its feature caches need them")
     if name not in BUILTIN_GRAPHS and (params.real_split == "random" or g.train_idx.numel() == 0):
-        g = resplit(g, (0.6, 0.2, 0.2), params.seed)
+        g = random_split(g, (0.6, 0.2, 0.2), params.seed)
     return g
 
 

@@ -20,7 +20,6 @@ is flops, traffic is bytes.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -38,7 +37,7 @@ from torch.utils import benchmark
 from studylib import limits, machine, memory, paths, results, timing
 from studylib.data import hgnn_graphs, specs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.homogeneous import HomogeneousGraph, synthetic_homogeneous
+from studylib.data.homogeneous import HomogeneousGraph, random_split, synthetic_homogeneous
 from studylib.models.homogeneous import SELF_LOOP_MODELS, build_homogeneous_model
 from studylib.optional import dgl_available, require_dgl
 from studylib.results import ResultTable
@@ -120,38 +119,13 @@ def step_estimate(model_name: str, n: int, m: int, k: int, hidden: int, num_laye
         "optimizer": memory.optimizer_bytes(weights)})
 
 
-#: Train / validation / test fractions of a real graph that brings no split (as the grid graphs'
-#: split of :func:`studylib.data.homogeneous.synthetic_homogeneous`).
-DEFAULT_SPLIT = (0.6, 0.2, 0.2)
-
-
-def with_split(graph: HomogeneousGraph, seed: int = 0, split: tuple[float, float, float] = DEFAULT_SPLIT,
-               ) -> HomogeneousGraph:
-    """``graph`` unchanged when it has training vertices, else a copy with a seeded random split
-    (``split`` fractions of a permutation of all vertices, ids sorted; recorded in ``info["split"]``):
-    PyG's Amazon or Coauthor graphs, say, come without one, and a training step needs the vertices
-    its loss covers. Raises ``ValueError`` for fractions that are not three values > 0 summing to
-    at most 1."""
-    if graph.train_idx.numel():
-        return graph
-    if len(split) != 3 or min(split) <= 0 or sum(split) > 1 + 1e-9:
-        raise ValueError(f"split must be three fractions > 0 with sum <= 1 (got {split})")
-    n = graph.n
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n).astype(np.int64))
-    n_tr = max(1, int(round(split[0] * n)))
-    n_va = int(round(split[1] * n))
-    n_te = min(n - n_tr - n_va, int(round(split[2] * n)))
-    tr, va, te = perm[:n_tr], perm[n_tr:n_tr + n_va], perm[n_tr + n_va:n_tr + n_va + max(n_te, 0)]
-    return dataclasses.replace(graph, train_idx=tr.sort().values, val_idx=va.sort().values, test_idx=te.sort().values,
-                               info={**graph.info, "split": f"random {split} (seed {seed}): the graph has none"})
-
-
 def load_graph(name: str, params) -> HomogeneousGraph:
     """A grid graph (a :func:`synthetic_name`: :func:`studylib.data.homogeneous.synthetic_homogeneous`
     with the run's ``num_classes``, ``degree_skew`` and ``seed``) or a real dataset named by its
     spec (an entry of ``datasets``: ``cora`` from the mirror, ``ogb:<name>``, ``planetoid:...``,
     ``pyg:...``; :func:`studylib.data.specs.load`, the user's files read in place), given a
-    seeded split (:func:`with_split`) when it has none.
+    seeded 60/20/20 split of its labelled vertices
+    (:func:`studylib.data.homogeneous.random_split`) when it has none.
 
     Raises :class:`studylib.data.specs.DataSpecError` naming the spec (missing path, another
     format, not homogeneous, no labels, no vertex features), ``DatasetUnavailableError`` (names
@@ -163,7 +137,7 @@ def load_graph(name: str, params) -> HomogeneousGraph:
         if g.feature_dim == 0:
             raise specs.DataSpecError(f"dataset {name!r}: the graph has no vertex features; {NOTEBOOK} trains "
                                       "GNNs on them (feature projection of width k)")
-        return with_split(g, params.seed)
+        return g if g.train_idx.numel() else random_split(g, seed=params.seed)
     n, d, k = parse_synthetic_name(name)
     memory.require(graph_estimate(n, d, k), what=f"{NOTEBOOK}: graph {name}")
     return synthetic_homogeneous(n, d, k, params.num_classes, params.degree_skew, params.seed, name=name)

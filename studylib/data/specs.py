@@ -94,6 +94,9 @@ BUILTIN = {
 SCHEMES = ("heco", "ogb", "planetoid", "pyg", "ratings", "lightgcn")
 _SCHEME_KIND = {"heco": HETEROGENEOUS, "planetoid": HOMOGENEOUS, "ratings": BIPARTITE, "lightgcn": BIPARTITE}
 PLANETOID_NAMES = ("Cora", "CiteSeer", "PubMed")
+#: Published size of each Planetoid set: (nodes, undirected links, feature width) (Yang, Cohen and
+#: Salakhutdinov, ICML 2016, Table 1; PyG's ``Planetoid`` documentation lists the same counts).
+PLANETOID_SIZES = {"Cora": (2708, 5429, 1433), "CiteSeer": (3327, 4732, 3703), "PubMed": (19717, 44338, 500)}
 _PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 _HECO_RELATION = re.compile(r"^[a-z][a-z]\.txt$")
 _OGB_HETERO = ("ogbn-mag",)
@@ -352,8 +355,11 @@ def estimate(spec: DataSpec | str, *, synthetic_scale: float = 1.0) -> memory.Es
     ``features`` (float32, dense), ``parsing`` (the reader's temporaries: numpy's ``loadtxt``
     array of a relation file and a float64 dense copy of a sparse feature matrix; for rating
     and LightGCN files about 100 bytes of Python objects per interaction line, the readers being
-    line-by-line Python). Registered datasets use the registry's published counts; ``synthetic``
-    uses :func:`studylib.memory.synthetic_hetero_estimate`.
+    line-by-line Python). Registered datasets use the registry's published counts, Planetoid sets
+    (in the cache or the user's folder) their published sizes (:data:`PLANETOID_SIZES`);
+    ``synthetic`` uses :func:`studylib.memory.synthetic_hetero_estimate`. A ``pyg:`` class and an
+    unregistered ``ogb:`` set are sized only by their library when it reads them: each study's own
+    per-configuration estimate then comes before any measurement.
     """
     spec = _as_spec(spec, None)
     if spec.scheme == "heco":
@@ -377,9 +383,13 @@ def estimate(spec: DataSpec | str, *, synthetic_scale: float = 1.0) -> memory.Es
         return memory.Estimate({"structure": memory.graph_bytes(0, inter), "parsing": 100 * inter})
     if spec.scheme == "synthetic" and spec.kind == HETEROGENEOUS:
         return memory.synthetic_hetero_estimate("acm", synthetic_scale)
+    if spec.scheme == "planetoid":  # a fixed set: its published size (the reader densifies the features)
+        n, links, width = PLANETOID_SIZES[spec.arg]
+        return memory.Estimate({"structure": memory.graph_bytes(n, 2 * links),
+                                "features": memory.feature_bytes(n, width), "parsing": 8 * n * width})
     from studylib.data.registry import REGISTRY
 
-    name = spec.arg if spec.scheme in ("builtin", "ogb") else ("cora" if spec.arg == "Cora" and not spec.root else "")
+    name = spec.arg if spec.scheme in ("builtin", "ogb") else ""
     reg = REGISTRY.get(name)
     if reg is None or reg.statistics is None:
         return None

@@ -190,6 +190,11 @@ def test_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
     assert est.parts["features"] == memory.feature_bytes(40, 8) + memory.feature_bytes(20, 6)
     with pytest.raises(memory.Refused, match="ratings"):
         specs.load(f"ratings:{write_ratings(tmp_path / 'r.csv')}", available=100)
+    root = write_planetoid(tmp_path / "pm", prefix="pubmed")
+    est = specs.estimate(f"planetoid:PubMed,{root}")  # a fixed set: its published size
+    assert est.parts["features"] == memory.feature_bytes(19717, 500)
+    with pytest.raises(memory.Refused, match="planetoid:PubMed"):
+        specs.load(f"planetoid:PubMed,{root}", available=10**6)
 
 
 # ------------------------------------------------------------------ statistics table

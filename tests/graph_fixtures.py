@@ -1,5 +1,6 @@
 """Small graphs written in each format that dataset specs read (``studylib.data.specs``): a HeCo
-folder, a rating file, a LightGCN folder and a Planetoid raw folder."""
+folder, rating files (CSV with a header; tab-separated without), a LightGCN folder and a Planetoid
+raw folder."""
 
 from __future__ import annotations
 
@@ -55,6 +56,18 @@ def write_lightgcn(folder: Path, users: int = 10, items: int = 8) -> Path:
     (folder / "train.txt").write_text("\n".join(train) + "\n")
     (folder / "test.txt").write_text("\n".join(test) + "\n")
     return folder
+
+
+def write_rating_log(path: Path, users: int = 40, items: int = 30, per_user: int = 10, seed: int = 0) -> Path:
+    """A tab-separated rating file without a header, ``user item rating timestamp`` per line (the
+    layout of MovieLens' ``u.data``): ``per_user`` distinct items per user (<= ``items``), so that a
+    per-user 80/20 split leaves every user test interactions."""
+    rng = np.random.default_rng(seed)
+    lines = [f"{u + 1}\t{i + 1}\t{rng.integers(1, 6)}\t{rng.integers(10**9, 2 * 10**9)}"
+             for u in range(users) for i in rng.choice(items, per_user, replace=False)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_planetoid(raw: Path, prefix: str = "cora", train: int = 10, rest: int = 500, test: int = 20,

@@ -8,7 +8,8 @@ Own modules: :mod:`.memory_tiers` (tiers, cgroups, placement, bandwidth and poin
 :mod:`.tier_worker` (the tier worker process), :mod:`.recsys_trainer` (the DistDGL trainer
 process), :mod:`.cores` (equal core sets of the single machine and the cluster), :mod:`.pmem_model`
 (the persistent-memory tier model and the published Optane figures), :mod:`.estimates` (memory
-estimates of the configurations).
+estimates of the configurations), :mod:`.graphs` (the graphs by dataset spec, the user's own included,
+and their file- and DistDGL-safe keys).
 Tables (``results/04-recsys-memory-tiers/``): ``accuracy``, ``single_machine``, ``distributed``,
 ``redundancy``, ``tiers``, ``tier_status``, ``footprint``.
 Figures (``figures/04-recsys-memory-tiers/``): ``epoch_time``, ``time_breakdown``, ``redundancy``,

@@ -82,3 +82,28 @@ def distributed_estimate(model: str, num_nodes: int, num_train: int, num_layers:
     parts["minibatches"] = p * memory.activation_bytes(nodes, dim, num_layers=num_layers,
                                                        saved_factor=SAVED_PER_LAYER[model] + 2)
     return memory.Estimate(parts)
+
+
+def synthetic_graph_estimate(preset: str, scale: float) -> memory.Estimate:
+    """Bytes of generating a ``synthetic-<preset>`` graph at ``scale``
+    (:func:`studylib.data.recsys.synthetic_bipartite`), by part, known before it is generated:
+    ``structure`` (the interactions as int64 COO, :func:`studylib.memory.graph_bytes`) and
+    ``generator``: the Zipf weights of both sides (float64 per node) and the drawn pairs (two
+    int64 draws of 1.3 times the interactions, their keys and ``np.unique``'s sorted copy, about
+    48 bytes per interaction). Raises ``ValueError`` for an unknown preset."""
+    n, n_train = preset_counts(preset, scale)
+    inter = max(1, round(n_train / 0.8))
+    return memory.Estimate({"structure": memory.graph_bytes(n, inter),
+                            "generator": 8 * n + 48 * inter})
+
+
+def interaction_file_estimate(num_nodes: int, num_interactions: int) -> memory.Estimate:
+    """Bytes of reading ``num_interactions`` interactions from text files (the paper's datasets,
+    by their published counts), by part: ``structure`` (int64 COO) and ``parsing`` -- about 100
+    bytes of Python objects per interaction, the readers of :mod:`studylib.data.recsys` being
+    line-by-line Python (the figure :func:`studylib.data.specs.estimate` uses for user files).
+    Raises ``ValueError`` for negative counts."""
+    if min(num_nodes, num_interactions) < 0:
+        raise ValueError(f"counts must be >= 0 (got nodes {num_nodes}, interactions {num_interactions})")
+    return memory.Estimate({"structure": memory.graph_bytes(num_nodes, num_interactions),
+                            "parsing": 100 * int(num_interactions)})

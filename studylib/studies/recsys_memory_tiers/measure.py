@@ -40,11 +40,12 @@ import torch
 
 from studylib import distributed, memory, paths, timing
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
-from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys, synthetic_like
+from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, synthetic_like
 from studylib.models import recsys as rm
 from studylib.results import ResultTable
 from studylib.studies.recsys_memory_tiers import cores as cr
 from studylib.studies.recsys_memory_tiers import estimates as es
+from studylib.studies.recsys_memory_tiers import graphs as gr
 from studylib.studies.recsys_memory_tiers import memory_tiers as mt
 from studylib.studies.recsys_memory_tiers.params import NOTEBOOK
 from studylib.studies.recsys_memory_tiers.tier_worker import _log, _regions_from_timer, weighted_dgl
@@ -59,12 +60,22 @@ REGIONS = ("sampling", "fetch", "forward", "backward", "communication", "update"
 
 
 class GraphCache(GraphCacheBase):
-    """Loads each recommender graph once per notebook run (``cache[name]``); synthetic graphs at
-    ``params.synthetic_scale``."""
+    """Loads each recommender graph once per notebook run (``cache[spec]``, see
+    :func:`studylib.studies.recsys_memory_tiers.graphs.load_graph`: built-in names, synthetic graphs
+    at ``params.synthetic_scale``, the user's ``ratings:`` / ``lightgcn:`` files); whatever the
+    loader raises (``DataSpecError``, ``memory.Refused``, ``DatasetUnavailableError``) propagates,
+    and a graph of ``params.datasets`` without test interactions is refused while the accuracy check
+    is on (:func:`studylib.studies.recsys_memory_tiers.graphs.require_test_interactions`)."""
 
     def __init__(self, params):
-        super().__init__(lambda name: load_recsys(name, scale=params.synthetic_scale, seed=params.seed,
-                                                  download=getattr(params, "download", False)))
+        def load(name: str) -> BipartiteGraph:
+            graph = gr.load_graph(name, synthetic_scale=params.synthetic_scale, seed=params.seed,
+                                  download=getattr(params, "download", False))
+            if getattr(params, "accuracy_epochs", 0) and name in params.datasets:
+                gr.require_test_interactions(graph, name)
+            return graph
+
+        super().__init__(load)
         self.params = params
         self._dgl: dict[str, object] = {}
 
@@ -76,8 +87,8 @@ class GraphCache(GraphCacheBase):
 
 
 def dataset_table(graphs: GraphCache, names: list[str]) -> pd.DataFrame:
-    """One row of :meth:`BipartiteGraph.statistics` per dataset."""
-    return pd.DataFrame([graphs[n].statistics() for n in names])
+    """One row of :meth:`BipartiteGraph.statistics` per dataset (``dataset``: the spec text)."""
+    return pd.DataFrame([{**graphs[n].statistics(), "dataset": n} for n in names])
 
 
 def sweep_configs(params, models=None) -> list[dict]:
@@ -224,7 +235,9 @@ def partition_graph(graph: BipartiteGraph, num_parts: int, name: str, cache_dir:
 
 
 def _graph_name(dataset: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in dataset)[:40]
+    """DistDGL's graph name and the file key of ``dataset``: :func:`studylib.studies.recsys_memory_tiers.graphs.graph_key`
+    (a sanitised short name plus a hash of the spec text, so two specs never share one)."""
+    return gr.graph_key(dataset)
 
 
 def measure_distributed(dataset: str, num_machines: int, configs: list[dict], graphs: GraphCache, params,
@@ -331,17 +344,23 @@ def _run_tier_worker(job: dict, workdir: Path, timeout_s: float, numa=None) -> l
             skip += sorted({r["unit"] for r in e.rows})
             if e.current is None or e.current in skip:
                 raise
-            parts = e.current.split("/")
             fail = {"unit": e.current, "kind": "failed", "status": e.reason,
                     "error": str(e).split(":")[0] + ": ..." + str(e)[-400:]}
-            if parts[0] == "bandwidth":
-                fail.update(tier=parts[1])
-            else:
-                fail.update(dataset=parts[0], model=parts[1], tier=parts[2])
+            fail.update(unit_fields(e.current))
             rows.append(fail)
             skip.append(e.current)
             _log(f"unit {e.current} failed ({e.reason}); continuing with a new worker. {str(e)[-1200:]}")
     return rows
+
+
+def unit_fields(unit: str) -> dict:
+    """The table columns of a tier worker unit name: ``bandwidth/<tier>`` -> ``{tier}``,
+    ``<dataset>/<model>/<tier>`` -> ``{dataset, model, tier}`` (split from the right: a dataset
+    spec may hold ``/``)."""
+    if unit.count("/") == 1 and unit.startswith("bandwidth/"):
+        return {"tier": unit.split("/", 1)[1]}
+    dataset, model, tier = unit.rsplit("/", 2)
+    return {"dataset": dataset, "model": model, "tier": tier}
 
 
 def measure_tiers(params, graphs: GraphCache, workdir: Path | None = None) -> tuple[list[dict], list[dict]]:

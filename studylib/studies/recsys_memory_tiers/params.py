@@ -3,16 +3,21 @@ cell repeats them for papermill; a test checks that they agree)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from studylib.data.recsys import PAPER_DATASETS, SYNTHETIC_PRESETS
+from studylib.data import specs
 from studylib.distributed.netem import network_model
 from studylib.distributed.params import ClusterParams
 from studylib.params import NotebookParams, PositiveFloat, PositiveInt
 
 NOTEBOOK = "04-recsys-memory-tiers"
+
+#: Parameters that name graphs besides ``datasets`` (they fall back to ``datasets``, see
+#: :meth:`RecsysMemoryTiersParams._graphs_fall_back`).
+SUBSET_PARAMETERS = ("tier_datasets",)
 
 
 class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
@@ -20,7 +25,9 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
 
     datasets: list[str] = Field(["movielens-100k"], min_length=1,
                                 description="graphs of the single vs distributed comparison: movielens-100k, "
-                                            "gowalla, amazon-book, movielens-10m, synthetic-<preset>")
+                                            "gowalla, amazon-book, movielens-10m, synthetic-<preset>, or "
+                                            "bipartite specs (ratings:<file>[,<test file>], lightgcn:<folder>; "
+                                            "see studylib.data.specs)")
     synthetic_scale: float = Field(0.1, gt=0, description="size multiplier of synthetic-<preset> graphs")
     download: bool = Field(False, description="allow downloading the paper datasets (gowalla, amazon-book, movielens-10m)")
     models: list[Literal["lightgcn", "ngcf"]] = Field(["lightgcn", "ngcf"], min_length=1, description="recommenders")
@@ -49,7 +56,8 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
                                description="published Optane figures the tier model predicts for (pmem_model.PUBLISHED)")
     tiers: list[Literal["dram", "mmap_cached", "mmap_cgroup", "hot_cold", "numa_remote"]] = Field(
         ["dram", "mmap_cached", "mmap_cgroup", "hot_cold", "numa_remote"], description="memory tiers; [] = skip")
-    tier_datasets: list[str] = Field(["movielens-100k"], min_length=1, description="graphs of the tier runs")
+    tier_datasets: list[str] = Field(["movielens-100k"], min_length=1,
+                                     description="graphs of the tier runs (names or specs, as datasets)")
     tier_models: list[Literal["lightgcn", "ngcf"]] = Field(["lightgcn", "ngcf"], min_length=1,
                                                            description="models of the tier runs")
     tier_layers: int = Field(2, gt=0, description="layers of the tier runs")
@@ -96,9 +104,54 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
 
     @field_validator("datasets", "tier_datasets")
     @classmethod
-    def _known_datasets(cls, v: list[str]) -> list[str]:
-        known = ["movielens-100k", *PAPER_DATASETS, *(f"synthetic-{p}" for p in SYNTHETIC_PRESETS)]
-        bad = [d for d in v if d not in known]
-        if bad:
-            raise ValueError(f"unknown dataset {bad[0]!r}; choose from {known}")
+    def _dataset_specs(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        seen = {}
+        for text in v:
+            spec = specs.check(text, specs.BIPARTITE)  # DataSpecError (a ValueError) names the spec
+            same = (spec.scheme, spec.arg, spec.paths)
+            if same in seen:
+                raise ValueError(f"{info.field_name} lists a graph twice: {seen[same]!r} and {text!r}")
+            seen[same] = text
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _graphs_fall_back(cls, data: Any) -> Any:
+        """``tier_datasets`` falls back to ``datasets``, with a note (``UserWarning``), instead of
+        running on graphs the caller did not ask for or failing on a registered graph that an
+        overridden ``datasets`` left out: when the graphs it names outside ``datasets`` are all
+        built-in (registered names or ``synthetic-<preset>``) and either one of them is a registered
+        name (it needs its files) or ``datasets`` holds the user's own graph (a spec with a path).
+        It keeps its graphs that are in ``datasets``, else takes all of ``datasets``. A profile's
+        own choice (e.g. a larger ``synthetic-gowalla`` beside ``movielens-100k``) stays."""
+        if not isinstance(data, dict):
+            return data
+        datasets = data.get("datasets", cls.model_fields["datasets"].default)
+        if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
+            return data
+        for name in SUBSET_PARAMETERS:
+            value = data.get(name, cls.model_fields[name].default)
+            if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+                continue
+            absent = [d for d in value if d not in datasets]
+            given = [_origin(d) for d in datasets]
+            origins = [_origin(d) for d in absent]
+            if not absent or None in given or not set(origins) <= {"builtin", "synthetic"}:
+                continue  # nothing left out, a bad spec (reported by validation), or the user's own choice
+            if "builtin" in origins or "user" in given:
+                kept = [d for d in value if d in datasets] or list(datasets)
+                warnings.warn(f"{NOTEBOOK}: {name}={value} names graphs not in datasets={datasets}; "
+                              f"using {kept} instead", UserWarning, stacklevel=2)
+                data = {**data, name: kept}
+        return data
+
+
+def _origin(text: str) -> str | None:
+    """Where a bipartite spec's graph comes from: ``"builtin"`` (a registered name),
+    ``"synthetic"`` (generated), ``"user"`` (the user's files), or ``None`` for text that is no
+    valid bipartite spec (validation reports it)."""
+    try:
+        spec = specs.parse(text, specs.BIPARTITE)
+    except specs.DataSpecError:
+        return None
+    return spec.scheme if spec.scheme in ("builtin", "synthetic") else "user"

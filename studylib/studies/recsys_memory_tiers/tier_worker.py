@@ -157,7 +157,8 @@ def _tier_config(job, cfg, tier, graph, g, hot_ids, cg, in_cgroup, margin) -> li
     model_name, L, d = cfg["model"], int(cfg["num_layers"]), int(cfg["dim"])
     torch.manual_seed(job["seed"])
     init = rm.build_recommender(model_name, graph.num_nodes, d, L, seed=job["seed"]).embedding.full().detach()
-    tdir = Path(job["workdir"]) / f"{cfg['dataset']}-{model_name}-{tier}"
+    # the graph file's stem is the dataset's file-safe key (measure._graph_name): a spec may hold ':' and '/'
+    tdir = Path(job["workdir"]) / f"{Path(job['graph_files'][cfg['dataset']]).stem}-{model_name}-{tier}"
     rows = []
     base = {"dataset": cfg["dataset"], "model": model_name, "num_layers": L, "dim": d, "tier": tier}
 

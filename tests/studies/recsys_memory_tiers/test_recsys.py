@@ -328,7 +328,7 @@ def test_models_beat_popularity_on_movielens(movielens):
 def test_parameters_validate():
     p = params.validate("04-recsys-memory-tiers", {})
     assert p.machine_counts == [2, 4]
-    with pytest.raises(ValueError, match="unknown dataset 'yelp'"):
+    with pytest.raises(ValueError, match="dataset 'yelp': unknown name"):
         params.validate("04-recsys-memory-tiers", {"datasets": ["yelp"]})
     with pytest.raises(ValueError, match="fanout"):
         params.validate("04-recsys-memory-tiers", {"fanout": 0})

@@ -26,6 +26,7 @@ loader prompts.
 Public API::
 
     parse(text, kind=None, *, base=None) -> DataSpec     # syntax, kind, absolute paths (no I/O)
+    dataset_key(text) -> str                             # a file-name- and DistDGL-safe key, never shared
     check(spec_or_text, kind=None) -> DataSpec           # + paths exist and hold the right format
     estimate(spec, **kw) -> memory.Estimate | None       # bytes of the loaded graph, from file sizes
     load(spec_or_text, kind=None, ...) -> HeteroGraph | HomogeneousGraph | BipartiteGraph
@@ -63,6 +64,7 @@ __all__ = [
     "caller_cwd",
     "check",
     "check_metapaths",
+    "dataset_key",
     "download",
     "estimate",
     "graph_kind",
@@ -235,6 +237,37 @@ def parse(text: str, kind: str | None = None, *, base: Path | str | None = None)
         spec = DataSpec(text, scheme, got, name, root=_abs(text, root, base) if root else None)
     _kind_fits(text, spec.kind, kind)
     return spec
+
+
+#: Characters of the readable part of :func:`dataset_key`, and of its hash part (hex digits).
+KEY_NAME_CHARS, KEY_HASH_CHARS = 24, 12
+_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def dataset_key(text: str) -> str:
+    """A key for the graph of a spec text that is safe as a file or folder name and as DistDGL's
+    ``graph_name`` (letters, digits, ``-`` and ``_``, at most 37 characters), for partition caches,
+    worker files and log folders.
+
+    A built-in name or ``synthetic-<preset>`` is its own key (``cora``, ``movielens-100k``). Any
+    other text gets a readable part -- the spec's short name (:attr:`DataSpec.name`: the file or
+    folder name of a user graph, the dataset name otherwise; the text itself if it does not
+    parse) with every other character replaced by ``_``, cut to :data:`KEY_NAME_CHARS` -- then
+    ``-`` and the first :data:`KEY_HASH_CHARS` hex digits of the SHA-256 of the whole text. So
+    two texts share a key only if their 48-bit hash prefixes collide (``ratings:a/x.csv`` and
+    ``ratings:b/x.csv`` differ), and no hashed key equals a built-in name (none ends in ``-``
+    and 12 hex digits). Raises ``ValueError`` for an empty text."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"a dataset spec must be a non-empty string (got {text!r})")
+    try:
+        spec = parse(text)
+    except DataSpecError:
+        spec = None
+    if spec is not None and spec.scheme in ("builtin", "synthetic") and _SAFE.fullmatch(text):
+        return text
+    short = (spec.name if spec is not None else "") or text
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", short)[:KEY_NAME_CHARS].strip("_-") or "graph"
+    return f"{name}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:KEY_HASH_CHARS]}"
 
 
 def _recsys_preset(text: str) -> bool:

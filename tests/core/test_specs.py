@@ -4,6 +4,7 @@ error naming the spec before any work, user files read in place, the statistics 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,26 @@ def test_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
     assert est.parts["features"] == memory.feature_bytes(19717, 500)
     with pytest.raises(memory.Refused, match="planetoid:PubMed"):
         specs.load(f"planetoid:PubMed,{root}", available=10**6)
+
+
+def test_dataset_keys_are_safe_and_never_shared():
+    texts = ["movielens-100k", "synthetic-gowalla", "synthetic_gowalla", "ratings:a/x.csv", "ratings:b/x.csv",
+             "ratings:a_x.csv", "ratings:a/x.csv,a/y.csv", "ratings:/abs/a/x.csv", "lightgcn:a/x.csv",
+             "lightgcn:" + "d" * 200, "lightgcn:" + "d" * 199 + "e", "ratings:x y.csv", "ratings:x:y.csv"]
+    texts += ["planetoid:Cora,a/x", "planetoid:Cora,b/x", "pyg:Amazon/Computers", "cora", "heco:g"]
+    texts += [f"ratings:{a}/{b}.csv" for a, b in itertools.product("ab/:,._-", repeat=2)]
+    keys = [specs.dataset_key(t) for t in texts]
+    assert len(set(keys)) == len(set(texts))
+    for t, k in zip(texts, keys):
+        assert 0 < len(k) <= specs.KEY_NAME_CHARS + 1 + specs.KEY_HASH_CHARS, k
+        assert all(c.isalnum() or c in "-_" for c in k), k  # a file name and a DistDGL graph name
+        assert k == specs.dataset_key(t)  # deterministic: worker processes get the same key
+    assert specs.dataset_key("ratings:data/my ratings.csv").startswith("my_ratings-")
+    for builtin in ("movielens-100k", "synthetic-gowalla", "cora", "ogbn-papers100M"):
+        assert specs.dataset_key(builtin) == builtin  # a built-in keeps its name (and its cached partitions)
+    assert specs.dataset_key("pyg:Amazon/Computers").startswith("Amazon_Computers-")
+    with pytest.raises(ValueError):
+        specs.dataset_key("")
 
 
 # ------------------------------------------------------------------ statistics table

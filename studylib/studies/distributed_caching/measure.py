@@ -18,7 +18,7 @@ and every alpha x delta cell (:mod:`.replay`).
 
 Graphs (``datasets``): the built-in names of :data:`BUILTIN_GRAPHS` or any homogeneous dataset
 spec (:func:`load_graph`, :mod:`studylib.data.specs`); tables name a graph by its spec text, file
-names and DistDGL by :func:`dataset_key`.
+names and DistDGL by :func:`studylib.data.specs.dataset_key`.
 
 Times are seconds of wall clock (``time.perf_counter``), bytes are bytes. An epoch's time is the
 slowest rank's (the epoch ends when the last gradient all-reduce does). Speedups are ratios of the
@@ -29,7 +29,6 @@ after the warm-up epochs; the epoch-time cut is ``1 - mean(variant epochs) / mea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -176,23 +175,11 @@ class GraphCache(GraphCacheBase):
         super().__init__(lambda name: load_graph(name, params))
 
 
-def dataset_key(name: str) -> str:
-    """A file-system- and DistDGL-safe key (letters, digits, ``-``, ``_``) of an entry of
-    ``datasets``: a built-in name itself; for a spec, its short name (folder or dataset name,
-    other characters as ``_``, at most 32) plus ``-`` and the first 10 hex digits of the SHA-256 of
-    the spec text, so that two specs never share a key (``planetoid:Cora,a/x`` and
-    ``planetoid:Cora,b/x`` differ) and no spec key equals a built-in name."""
-    if name in BUILTIN_GRAPHS:
-        return name
-    short = re.sub(r"[^A-Za-z0-9_-]", "_", specs.parse(name, specs.HOMOGENEOUS).name)[:32].strip("_-") or "graph"
-    return f"{short}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
-
-
 def graph_key(name: str, graph: HomogeneousGraph) -> str:
     """DistDGL graph name (and partition cache key) of ``graph``, the entry ``name`` of ``datasets``:
     the synthetic graph's name (it encodes the generator's size parameters), else
-    :func:`dataset_key`."""
-    return re.sub(r"[^A-Za-z0-9_-]", "p", graph.name) if name == "synthetic" else dataset_key(name)
+    :func:`studylib.data.specs.dataset_key`."""
+    return re.sub(r"[^A-Za-z0-9_-]", "p", graph.name) if name == "synthetic" else specs.dataset_key(name)
 
 
 def graph_table(graphs: dict) -> pd.DataFrame:
@@ -448,7 +435,7 @@ def run_estimate(run: dict, params, mode: str = "netns", graphs=None) -> memory.
 def access_dir(run: dict) -> Path:
     """Folder of a run's recorded access sequences (``results/02-distributed-caching/access/...``)."""
     return (paths.results_dir(NOTEBOOK) / "access"
-            / f"{run['run']}-{dataset_key(run['graph'])}-{run['machines']}m-{run['network']}")
+            / f"{run['run']}-{specs.dataset_key(run['graph'])}-{run['machines']}m-{run['network']}")
 
 
 def load_access(run: dict) -> list[dict]:
@@ -534,7 +521,7 @@ def run_measurement(params, graphs: GraphCache | None = None, log=print) -> dict
         g = graphs[run["graph"]]
         log(f"[{i + 1}/{len(runs)}] {run['run']}: {run['graph']} on {run['machines']} machine(s), network "
             f"{run['network']}: {len(run['variants'])} variants x {params.epochs} epochs")
-        workdir = logdir / f"{run['run']}-{dataset_key(run['graph'])}-{run['machines']}m-{run['network']}"
+        workdir = logdir / f"{run['run']}-{specs.dataset_key(run['graph'])}-{run['machines']}m-{run['network']}"
         t0 = time.perf_counter()
         try:
             got, info = execute_run(run, g, params, device, workdir, mode)

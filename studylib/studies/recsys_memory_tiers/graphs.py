@@ -4,11 +4,11 @@
 A spec is a built-in name (``movielens-100k``, ``gowalla``, ``amazon-book``, ``movielens-10m``), a
 generated ``synthetic-<preset>`` graph, or the user's own files: ``ratings:<file>[,<test file>]``
 or ``lightgcn:<folder>``, read in place. Result tables name a graph by its spec text; DistDGL's
-graph name, the partition cache and the tier worker's files use :func:`graph_key`.
+graph name, the partition cache and the tier worker's files use
+:func:`studylib.data.specs.dataset_key`.
 
 Public API::
 
-    graph_key(dataset) -> str                      # file-system- and DistDGL-safe, collision-safe
     load_estimate(dataset, synthetic_scale) -> memory.Estimate | None
     load_graph(dataset, *, synthetic_scale, seed, download) -> BipartiteGraph
     require_test_interactions(graph, dataset) -> None   # the accuracy check needs held-out interactions
@@ -16,39 +16,10 @@ Public API::
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 from studylib import memory
 from studylib.data import specs
 from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, load_recsys
 from studylib.studies.recsys_memory_tiers import estimates as es
-
-#: Characters of the readable part of :func:`graph_key`, and of its hash part (hex digits).
-KEY_NAME_CHARS, KEY_HASH_CHARS = 24, 12
-
-
-def graph_key(dataset: str) -> str:
-    """A key for ``dataset`` (a spec text) that is safe as a file name and as DistDGL's
-    ``graph_name`` (letters, digits, ``-`` and ``_`` only, at most 37 characters).
-
-    The key is a readable part -- the spec's short name (:attr:`studylib.data.specs.DataSpec.name`:
-    the file or folder name of a user graph, the dataset name otherwise) with every other character
-    replaced by ``_``, cut to :data:`KEY_NAME_CHARS` -- then ``-`` and the first
-    :data:`KEY_HASH_CHARS` hex digits of the SHA-256 of the whole spec text. Two different spec
-    texts share a key only if their 48-bit hash prefixes collide; specs that differ only in a
-    folder (``ratings:a/x.csv`` and ``ratings:b/x.csv``) or in characters the readable part drops
-    (``:``, ``/``, ``,``) get different keys. Raises ``ValueError`` for an empty text.
-    """
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise ValueError(f"a dataset spec must be a non-empty string (got {dataset!r})")
-    try:
-        short = specs.parse(dataset, specs.BIPARTITE).name or dataset
-    except specs.DataSpecError:
-        short = dataset
-    name = re.sub(r"[^A-Za-z0-9]", "_", short)[:KEY_NAME_CHARS] or "graph"
-    digest = hashlib.sha256(dataset.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
-    return f"{name}-{digest}"
 
 
 def load_estimate(dataset: str, synthetic_scale: float = 1.0) -> memory.Estimate | None:

@@ -39,6 +39,7 @@ import psutil
 import torch
 
 from studylib import distributed, memory, paths, timing
+from studylib.data import specs
 from studylib.data.graph_cache import GraphCache as GraphCacheBase
 from studylib.data.recsys import PAPER_DATASETS, BipartiteGraph, synthetic_like
 from studylib.models import recsys as rm
@@ -235,9 +236,10 @@ def partition_graph(graph: BipartiteGraph, num_parts: int, name: str, cache_dir:
 
 
 def _graph_name(dataset: str) -> str:
-    """DistDGL's graph name and the file key of ``dataset``: :func:`studylib.studies.recsys_memory_tiers.graphs.graph_key`
-    (a sanitised short name plus a hash of the spec text, so two specs never share one)."""
-    return gr.graph_key(dataset)
+    """DistDGL's graph name and the file key of ``dataset``: :func:`studylib.data.specs.dataset_key`
+    (a built-in name itself, else a sanitised short name plus a hash of the spec text, so two specs
+    never share one)."""
+    return specs.dataset_key(dataset)
 
 
 def measure_distributed(dataset: str, num_machines: int, configs: list[dict], graphs: GraphCache, params,

@@ -77,12 +77,12 @@ def test_sweep_graph_naming_something_else_is_an_error(planetoid_root):
 def test_keys_are_safe_and_never_shared(tmp_path):
     texts = ["planetoid:Cora,a/x", "planetoid:Cora,b/x", "planetoid:Cora, a/x", "planetoid:Cora", "ogb:ogbn-arxiv",
              "pyg:Amazon/Computers", "pyg:Amazon/Computers,data/am", "planetoid:" + "Cora," + "d" * 80]
-    keys = [dc.dataset_key(t) for t in texts]
+    keys = [specs.dataset_key(t) for t in texts]
     assert len(set(keys)) == len(keys), keys
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,43}", k) for k in keys), keys
     assert not set(keys) & set(BUILTIN_GRAPHS)
-    assert [dc.dataset_key(b) for b in BUILTIN_GRAPHS] == list(BUILTIN_GRAPHS)  # built-ins keep their folders
-    assert dc.dataset_key("pyg:Amazon/Computers").startswith("Amazon_Computers-")
+    assert [specs.dataset_key(b) for b in BUILTIN_GRAPHS] == list(BUILTIN_GRAPHS)  # built-ins keep their folders
+    assert specs.dataset_key("pyg:Amazon/Computers").startswith("Amazon_Computers-")
     g = SimpleNamespace(name="synthetic-n100-d4-k8")
     assert dc.graph_key("synthetic", g) == "synthetic-n100-d4-k8"
     assert dc.graph_key("planetoid:Cora,a/x", g) == keys[0]

@@ -9,7 +9,6 @@ from graph_fixtures import write_planetoid
 
 from studylib import runner
 from studylib.data import specs
-from studylib.studies.distributed_caching import measure as dc
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +35,14 @@ def test_smoke_profile_on_a_user_planetoid_folder(output_dirs, tmp_path, monkeyp
     assert set(ep["graph"]) == {spec} and (ep["status"] == "ok").all() and (ep["epoch_s"] > 0).all()
     if ep["cluster_mode"].iloc[0] == "netns":
         assert set(ep["run"]) == {"main", "sweeps"} and set(ep["machines"]) == {2}
-        key = dc.dataset_key(spec)
+        key = specs.dataset_key(spec)
         assert (out / "access" / f"sweeps-{key}-2m-1g-200us").is_dir()  # recorded under the safe key
         assert set(pd.read_parquet(out / "replay.parquet")["graph"]) == {spec}
     else:
         assert set(ep["run"]) == {"standalone"}
     assert set(pd.read_parquet(out / "partitions.parquet")["graph"]) == {spec}
     links = pd.read_parquet(out / "links.parquet")
-    assert links["part_config"].str.contains(dc.dataset_key(spec)).all()  # the collision-safe DistDGL name
+    assert links["part_config"].str.contains(specs.dataset_key(spec)).all()  # the collision-safe DistDGL name
     nb = json.loads((output_dirs / "reports" / "smoke" / "02-distributed-caching.ipynb").read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert "isolated_nodes" in text and "planetoid:Cora,my_citations" in text  # the statistics table names the spec

@@ -28,6 +28,7 @@ Public API::
     parse(text, kind=None, *, base=None) -> DataSpec     # syntax, kind, absolute paths (no I/O)
     dataset_key(text) -> str                             # a file-name- and DistDGL-safe key, never shared
     check(spec_or_text, kind=None) -> DataSpec           # + paths exist and hold the right format
+    check_all(texts, kind, what="datasets") -> list      # a study's parameter: each checked, none twice
     estimate(spec, **kw) -> memory.Estimate | None       # bytes of the loaded graph, from file sizes
     load(spec_or_text, kind=None, ...) -> HeteroGraph | HomogeneousGraph | BipartiteGraph
     download(spec_or_text) -> Path                       # the explicit download step
@@ -63,6 +64,7 @@ __all__ = [
     "DataSpecError",
     "caller_cwd",
     "check",
+    "check_all",
     "check_metapaths",
     "dataset_key",
     "download",
@@ -356,6 +358,23 @@ def check(spec: DataSpec | str, kind: str | None = None) -> DataSpec:
     elif spec.scheme == "pyg" and spec.root is not None and not spec.root.is_dir():
         raise _err(spec.text, f"{spec.root} does not exist or is not a folder")
     return spec
+
+
+def check_all(texts: list[str], kind: str, what: str = "datasets", check_one=None) -> list[str]:
+    """Check a study's list of specs (its ``datasets`` parameter) before any work: each with
+    :func:`check` for ``kind`` (or ``check_one(text)``, a study's stricter check), and no graph
+    named twice -- also not under two spellings (``ratings:x.csv`` and ``ratings:./x.csv`` name
+    one file). Returns ``texts`` unchanged. Raises :class:`DataSpecError` naming the spec, or
+    ``ValueError`` naming ``what`` and both spellings of a repeated graph."""
+    seen: dict[tuple, str] = {}
+    for text in texts:
+        spec = check_one(text) if check_one is not None else check(text, kind)
+        same = (spec.scheme, spec.arg, tuple(Path(os.path.normpath(p)) for p in spec.paths),
+                Path(os.path.normpath(spec.root)) if spec.root else None)
+        if same in seen:
+            raise ValueError(f"{what} lists a graph twice: {seen[same]!r} and {text!r}")
+        seen[same] = text
+    return texts
 
 
 # ------------------------------------------------------------------------------------------------

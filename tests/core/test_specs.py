@@ -62,6 +62,23 @@ def test_parse_errors_name_the_spec(text, match):
     assert repr(text) in str(err.value)
 
 
+def test_check_all_refuses_a_graph_named_twice_under_two_spellings(tmp_path, monkeypatch):
+    write_ratings(tmp_path / "r.csv")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(specs.CWD_VARIABLE, raising=False)
+    assert specs.check_all(["ratings:r.csv", "movielens-100k"], specs.BIPARTITE) == ["ratings:r.csv", "movielens-100k"]
+    for twice in (["ratings:r.csv", "ratings:./r.csv"], ["ratings:r.csv", "ratings:sub/../r.csv"], ["cora", "cora"]):
+        with pytest.raises(ValueError, match=f"tier_datasets lists a graph twice: {twice[0]!r} and"):
+            specs.check_all(twice, specs.BIPARTITE if "r.csv" in twice[0] else specs.HOMOGENEOUS, "tier_datasets")
+    with pytest.raises(specs.DataSpecError, match="'heco:nowhere'"):
+        specs.check_all(["cora", "heco:nowhere"], specs.HOMOGENEOUS)
+    with pytest.raises(specs.DataSpecError, match="stricter"):
+        def strict(text):
+            raise specs.DataSpecError("stricter")
+        specs.check_all(["cora"], specs.HOMOGENEOUS, check_one=strict)
+
+
 def test_a_kind_that_does_not_fit_is_refused():
     for text in ("ratings:x.csv", "lightgcn:x", "movielens-100k", "planetoid:Cora", "cora"):
         with pytest.raises(specs.DataSpecError, match="this study needs a heterogeneous graph"):

@@ -78,11 +78,7 @@ class DistributedCachingParams(NotebookParams, ClusterParams):
     @field_validator("datasets")
     @classmethod
     def _dataset_specs(cls, v: list[str]) -> list[str]:
-        for text in v:  # syntax, kind, paths and format: a bad spec stops here, before any work
-            specs.check(text, specs.HOMOGENEOUS)
-        if len(set(v)) != len(v):
-            raise ValueError(f"datasets lists a graph twice: {v}")
-        return v
+        return specs.check_all(v, specs.HOMOGENEOUS)  # a bad spec stops here, before any work
 
     @model_validator(mode="before")
     @classmethod

@@ -64,11 +64,7 @@ class HgnnTrainingParams(NotebookParams):
     @field_validator("datasets")
     @classmethod
     def _dataset_specs(cls, v: list[str]) -> list[str]:
-        for text in v:  # syntax, kind, paths and format: a bad spec stops here, before any work
-            specs.check(text, specs.HETEROGENEOUS)
-        if len(set(v)) != len(v):
-            raise ValueError(f"datasets lists a graph twice: {v}")
-        return v
+        return specs.check_all(v, specs.HETEROGENEOUS)  # a bad spec stops here, before any work
 
     @model_validator(mode="before")
     @classmethod

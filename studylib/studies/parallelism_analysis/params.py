@@ -80,11 +80,7 @@ class ParallelismAnalysisParams(NotebookParams):
     @field_validator("datasets")
     @classmethod
     def _dataset_specs(cls, v: list[str]) -> list[str]:
-        for text in v:  # syntax, kind, paths and format: a bad spec stops here, before any work
-            check_dataset(text)
-        if len(set(v)) != len(v):
-            raise ValueError(f"datasets lists a graph twice: {v}")
-        return v
+        return specs.check_all(v, specs.HOMOGENEOUS, check_one=check_dataset)  # before any work
 
     @model_validator(mode="before")
     @classmethod

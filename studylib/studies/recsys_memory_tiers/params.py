@@ -105,14 +105,7 @@ class RecsysMemoryTiersParams(NotebookParams, ClusterParams):
     @field_validator("datasets", "tier_datasets")
     @classmethod
     def _dataset_specs(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        seen = {}
-        for text in v:
-            spec = specs.check(text, specs.BIPARTITE)  # DataSpecError (a ValueError) names the spec
-            same = (spec.scheme, spec.arg, spec.paths)
-            if same in seen:
-                raise ValueError(f"{info.field_name} lists a graph twice: {seen[same]!r} and {text!r}")
-            seen[same] = text
-        return v
+        return specs.check_all(v, specs.BIPARTITE, info.field_name)  # a bad spec stops here, before any work
 
     @model_validator(mode="before")
     @classmethod

@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=0.005)
     ap.add_argument("--reg", type=float, default=1e-4, help="L2 weight on the batch's ego embeddings")
     ap.add_argument("--warmup-steps", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per configuration (at most one epoch)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per configuration (into the next epoch when one holds fewer)")
     ap.add_argument("--redundancy", action="store_true", help="sample one epoch per configuration and count")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -150,11 +150,6 @@ class _Trainer:
                           "seed_edges": int(self.seeds.numel()), "num_nodes": int(n),
                           "num_edges": int(self.g.num_edges()), "init_s": self.init_s})
 
-    def _sync_min(self, value: int) -> int:
-        t = self.torch.tensor([int(value)])
-        self.dist.all_reduce(t, op=self.dist.ReduceOp.MIN)
-        return int(t.item())
-
     def _loader(self, num_layers: int, seed: int):
         dgl = self.dgl
         sampler = dgl.dataloading.NeighborSampler([self.args.fanout] * num_layers)
@@ -191,7 +186,9 @@ class _Trainer:
         dense_opt = torch.optim.Adam(dense, lr=args.lr) if dense else None
         loader = self._loader(L, seed + self.rank)
         steps_per_epoch = int(loader.expected_idxs)
-        n_steps = self._sync_min(min(steps_per_epoch, args.warmup_steps + args.steps))
+        # every rank runs warmup + steps steps, into the next epoch when one epoch holds fewer (a small
+        # graph, a large batch): the timed steps are never silently all warm-up
+        n_steps = args.warmup_steps + args.steps
         timer = StageTimer()
         it = iter(loader)
         rx0 = _iface_bytes(self.iface)
@@ -200,7 +197,11 @@ class _Trainer:
                 net0 = _iface_bytes(self.iface)
                 with timer.step(step):
                     with stage("sampling"):
-                        input_nodes, pair_graph, neg_graph, blocks = next(it)
+                        try:
+                            input_nodes, pair_graph, neg_graph, blocks = next(it)
+                        except StopIteration:  # the epoch ended: the next one starts here
+                            it = iter(loader)
+                            input_nodes, pair_graph, neg_graph, blocks = next(it)
                     with stage("fetch"):
                         x = self._fetch(emb, input_nodes, blocks)
                     with stage("forward"):

@@ -186,8 +186,9 @@ def test_smoke_profile_on_a_user_rating_file(output_dirs, tmp_path, monkeypatch)
     monkeypatch.setenv("STUDYLIB_DATA_DIR", str(output_dirs / "data"))
     spec = "ratings:data/my ratings.tsv"
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-    # as --set gives them; batches small enough for timed DistDGL steps within one epoch of 480 training interactions
-    overrides, scoped = runner.parse_overrides([f"datasets=[\"{spec}\"]", "batch_size=64", "footprint_scales=[]"])
+    # as --set gives them; the smoke profile's batch of 1024 exceeds the 480 training interactions: each
+    # DistDGL epoch is one step, so the timed steps come from later epochs
+    overrides, scoped = runner.parse_overrides([f"datasets=[\"{spec}\"]", "footprint_scales=[]"])
     assert overrides["datasets"] == [spec] and not scoped
     with pytest.warns(UserWarning, match="tier_datasets"):  # the smoke profile's tier graph falls back
         res = runner.run_notebooks([NB], "smoke", overrides, timeout=900, progress=False, write_report=False)
@@ -201,7 +202,9 @@ def test_smoke_profile_on_a_user_rating_file(output_dirs, tmp_path, monkeypatch)
     assert not (output_dirs / "results" / NB / "footprint.parquet").exists()
     if rs.distributed_available()[0]:
         dist = pd.read_parquet(out / "distributed.parquet")
-        assert set(dist["dataset"]) == {spec} and (dist["kind"] == "step").any()
+        assert set(dist["dataset"]) == {spec}
+        steps = dist[dist["kind"] == "step"]
+        assert (steps["steps_per_epoch"] == 1).all() and steps["step"].nunique() == 2  # repeat_steps timed
     nb = json.loads((output_dirs / "reports" / "smoke" / f"{NB}.ipynb").read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert "user-train-item" in text and "isolated_nodes" in text  # the statistics table of the user's graph

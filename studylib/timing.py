@@ -188,6 +188,21 @@ class StageTimer:
         return df.pivot_table(index="step", columns="name", values="seconds", aggfunc="sum")
 
 
+def endless_batches(loader) -> Iterator:
+    """The mini-batches of ``loader``, epoch after epoch: a new pass over the loader (reshuffled,
+    if it shuffles) starts when one ends, so each ``next`` is one sampling step and a timed loop of
+    warm-up + measured steps never runs short on a graph whose epoch holds fewer batches.
+
+    Raises ``ValueError`` (instead of looping forever) when a pass yields no batch."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the loader yields no mini-batch (no seed nodes or edges?)")
+
+
 def summarize(samples: Sequence[float]) -> dict:
     """Median, quartiles, IQR, mean, min, max and count of raw samples, plus a ``noisy`` flag.
 

@@ -108,3 +108,19 @@ def test_kernel_class_breakdown_attributes_backward_to_forward_stage():
     assert (bwd["stage"] == "neighbor_aggregation").any()
     fwd = df[df["phase"] == "forward"]
     assert set(fwd[fwd["kernel_class"] == timing.SPMM]["stage"]) == {"neighbor_aggregation"}
+
+
+def test_endless_batches_starts_a_new_pass_and_refuses_an_empty_loader():
+    from studylib.timing import endless_batches
+
+    passes = []
+
+    class Loader:  # two batches per pass, each pass counted
+        def __iter__(self):
+            passes.append(1)
+            return iter(["a", "b"])
+
+    it = endless_batches(Loader())
+    assert [next(it) for _ in range(5)] == ["a", "b", "a", "b", "a"] and len(passes) == 3
+    with pytest.raises(ValueError, match="no mini-batch"):
+        next(endless_batches([]))

@@ -47,6 +47,7 @@ from studylib.timing import (
     STEP_TOTAL,
     PeakMemory,
     StageTimer,
+    endless_batches,
     phase,
     stage,
     trim_heap,
@@ -434,13 +435,6 @@ def _dgl_loader(s: Setup, graph: HeteroGraph, params, device, seeds: torch.Tenso
                                       shuffle=shuffle, drop_last=False, num_workers=0)
 
 
-def _endless(loader):
-    """The loader's mini-batches, epoch after epoch (a new pass, reshuffled, when one ends): each
-    ``next`` is one sampling step, so the timer's SAMPLING region covers exactly one batch."""
-    while True:
-        yield from loader
-
-
 def _gather_inputs(s: Setup, input_nodes) -> dict:
     """Input features/ids of a mini-batch's input nodes (data preparation)."""
     if not isinstance(input_nodes, dict):
@@ -483,7 +477,7 @@ def measure_minibatch(model_name: str, framework: str, dataset: str, graph: Hete
     loader = _dgl_loader(s, graph, params, device, minibatch_seed_nodes(graph, params))
     timer = StageTimer(device=device)
     steps = params.warmup_steps + params.minibatch_steps
-    batches = _endless(loader)
+    batches = endless_batches(loader)
     with timer.activate():
         for i in range(steps):
             with timer.step(i):
@@ -529,7 +523,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out_path: str)
         grads = [p for p in s.model.parameters() if p.requires_grad]
         timer = StageTimer(device=device)
         steps = params.warmup_steps + params.ddp_steps
-        batches = _endless(loader)
+        batches = endless_batches(loader)
         with timer.activate():
             for i in range(steps):
                 with timer.step(i):

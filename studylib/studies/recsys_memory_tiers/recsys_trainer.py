@@ -50,7 +50,7 @@ from studylib.models.recsys import (
     edge_weights,
     normal_init,
 )
-from studylib.timing import StageTimer, stage
+from studylib.timing import StageTimer, endless_batches, stage
 
 REGIONS = ("sampling", "fetch", "forward", "backward", "communication", "update")
 
@@ -190,18 +190,14 @@ class _Trainer:
         # graph, a large batch): the timed steps are never silently all warm-up
         n_steps = args.warmup_steps + args.steps
         timer = StageTimer()
-        it = iter(loader)
+        batches = endless_batches(loader)
         rx0 = _iface_bytes(self.iface)
         with timer.activate():
             for step in range(n_steps):
                 net0 = _iface_bytes(self.iface)
                 with timer.step(step):
                     with stage("sampling"):
-                        try:
-                            input_nodes, pair_graph, neg_graph, blocks = next(it)
-                        except StopIteration:  # the epoch ended: the next one starts here
-                            it = iter(loader)
-                            input_nodes, pair_graph, neg_graph, blocks = next(it)
+                        input_nodes, pair_graph, neg_graph, blocks = next(batches)
                     with stage("fetch"):
                         x = self._fetch(emb, input_nodes, blocks)
                     with stage("forward"):
